@@ -1,0 +1,126 @@
+//! The encoder against sentence-transformers' own vectors, and its invariants.
+
+mod common;
+
+use common::{cosine, embedder, reference};
+use papersim::bert::Backend;
+use papersim::device::DeviceRequest;
+use papersim::tokenize::BatchLimits;
+use papersim::{Embedder, EmbedderConfig};
+
+#[test]
+fn parity_with_sentence_transformers_on_83_texts() {
+    let refs = reference();
+    assert_eq!(refs.len(), 83);
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let out = embedder().embed(&texts).unwrap();
+    assert_eq!(out.dim, 384);
+    let mut worst = 1.0f32;
+    for (i, r) in refs.iter().enumerate() {
+        assert_eq!(out.tokens[i], r.tokens, "token count of text {i}");
+        let c = cosine(out.row(i), &r.embedding);
+        worst = worst.min(c);
+        assert!(c >= 0.9999, "text {i}: cosine {c} < 0.9999");
+    }
+    eprintln!("worst cosine against sentence-transformers: {worst}");
+}
+
+#[test]
+fn vectors_have_unit_norm() {
+    let out = embedder()
+        .embed(&["a short text", "", "Mixture of experts for speech."])
+        .unwrap();
+    for i in 0..out.len() {
+        let norm: f32 = out.row(i).iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "row {i} norm {norm}");
+    }
+}
+
+#[test]
+fn batched_equals_single_and_order_is_kept() {
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().take(12).map(|r| r.text.as_str()).collect();
+    let mut varied: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+    // Varied lengths so that batches really pad.
+    for (i, t) in varied.iter_mut().enumerate() {
+        let words: Vec<&str> = t.split_whitespace().take(5 + i * 17).collect();
+        *t = words.join(" ");
+    }
+    let varied: Vec<&str> = varied.iter().map(String::as_str).collect();
+    let batched = embedder().embed(&varied).unwrap();
+    for (i, text) in varied.iter().enumerate() {
+        let single = embedder().embed(&[text]).unwrap();
+        let c = cosine(batched.row(i), single.row(0));
+        assert!(c >= 0.99999, "text {i}: batched vs single cosine {c}");
+    }
+    let reversed: Vec<&str> = varied.iter().rev().copied().collect();
+    let back = embedder().embed(&reversed).unwrap();
+    for i in 0..varied.len() {
+        let c = cosine(batched.row(i), back.row(varied.len() - 1 - i));
+        assert!(c >= 0.99999, "order not kept for text {i}");
+    }
+}
+
+#[test]
+fn empty_string_and_long_text_as_sentence_transformers_does() {
+    let refs = reference();
+    // The fixture holds the empty string (2 tokens: [CLS] [SEP]).
+    let empty = refs
+        .iter()
+        .find(|r| r.text.is_empty())
+        .expect("fixture has the empty string");
+    let out = embedder().embed(&[""]).unwrap();
+    assert_eq!(out.tokens[0], 2);
+    assert!(cosine(out.row(0), &empty.embedding) >= 0.9999);
+
+    // 600 words are truncated at max_seq_length (256), not at the tokenizer file's 128.
+    let long = "graph neural networks learn representations ".repeat(150);
+    let out = embedder().embed(&[&long]).unwrap();
+    assert_eq!(out.tokens[0], 256);
+    let truncated = embedder().embed(&[&long[..long.len() / 2]]).unwrap();
+    assert_eq!(truncated.tokens[0], 256);
+    assert!(cosine(out.row(0), truncated.row(0)) > 0.9999);
+}
+
+#[test]
+fn token_budget_batches_give_the_same_vectors() {
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().take(10).map(|r| r.text.as_str()).collect();
+    let mut small = Embedder::from_files(
+        embedder().files().clone(),
+        &EmbedderConfig {
+            device: DeviceRequest::Cpu,
+            ..EmbedderConfig::default()
+        },
+    )
+    .unwrap();
+    small.set_batch_limits(BatchLimits {
+        max_texts: 64,
+        max_tokens: 600,
+    });
+    let a = small.embed(&texts).unwrap();
+    let b = embedder().embed(&texts).unwrap();
+    for i in 0..texts.len() {
+        assert!(cosine(a.row(i), b.row(i)) >= 0.99999);
+    }
+}
+
+#[test]
+fn papersim_forward_matches_upstream_bert() {
+    let refs = reference();
+    let texts: Vec<&str> = refs.iter().take(8).map(|r| r.text.as_str()).collect();
+    let upstream = Embedder::from_files(
+        embedder().files().clone(),
+        &EmbedderConfig {
+            device: DeviceRequest::Cpu,
+            backend: Backend::Upstream,
+            ..EmbedderConfig::default()
+        },
+    )
+    .unwrap();
+    let a = upstream.embed(&texts).unwrap();
+    let b = embedder().embed(&texts).unwrap();
+    for i in 0..texts.len() {
+        assert!(cosine(a.row(i), b.row(i)) >= 0.99999, "text {i}");
+    }
+}
