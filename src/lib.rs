@@ -6,6 +6,7 @@
 //! ([`embedder`]), the vector index ([`index`]), the on-disk library ([`store`]) and the
 //! recommender ([`recommend`]).
 
+pub mod digest;
 pub mod error;
 pub mod paper;
 
