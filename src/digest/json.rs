@@ -125,10 +125,7 @@ impl Record {
 
     fn paper(&self, value: &Value, warnings: &mut Vec<String>) -> Result<DigestPaper> {
         let Value::Object(object) = value else {
-            return Err(self.error(format!(
-                "expected a paper object, found {}",
-                kind(value)
-            )));
+            return Err(self.error(format!("expected a paper object, found {}", kind(value))));
         };
         // A title is one line wherever it came from; arXiv metadata wraps long ones.
         let title = self
@@ -138,7 +135,9 @@ impl Record {
             .join(" ");
         let abstract_text = self.required_text(object, "abstract")?.trim().to_string();
         let date = self.optional_text(object, "date")?.and_then(|raw| {
-            let date = raw.get(..10).filter(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok());
+            let date = raw
+                .get(..10)
+                .filter(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok());
             if date.is_none() {
                 warnings.push(format!(
                     "{}: {}date `{}` is not YYYY-MM-DD; ignored",
@@ -169,7 +168,9 @@ impl Record {
 
     fn required_text<'v>(&self, object: &'v Map<String, Value>, field: &str) -> Result<&'v str> {
         match object.get(field) {
-            None | Some(Value::Null) => Err(self.error(format!("missing required field `{field}`"))),
+            None | Some(Value::Null) => {
+                Err(self.error(format!("missing required field `{field}`")))
+            }
             Some(Value::String(s)) if s.trim().is_empty() => {
                 Err(self.error(format!("field `{field}` is empty")))
             }
@@ -296,7 +297,8 @@ mod tests {
 
     #[test]
     fn element_lines_skip_strings_and_nesting() {
-        let text = "[\n  {\"title\": \"a, [b]\", \"x\": [1, 2]},\n\n  {\"title\": \"\\\"q\\\"\"}\n, 3]";
+        let text =
+            "[\n  {\"title\": \"a, [b]\", \"x\": [1, 2]},\n\n  {\"title\": \"\\\"q\\\"\"}\n, 3]";
         assert_eq!(array_element_lines(text), [2, 4, 5]);
         assert_eq!(array_element_lines("[]"), Vec::<usize>::new());
     }
@@ -312,7 +314,10 @@ mod tests {
         assert_eq!(paper.abstract_text, "Body.");
         assert_eq!(paper.arxiv_id.as_deref(), Some("2405.14867v2"));
         assert_eq!(paper.date.as_deref(), Some("2025-10-13"));
-        assert_eq!(paper.authors, ["Ada Lovelace", "Alan Turing", "Grace Hopper"]);
+        assert_eq!(
+            paper.authors,
+            ["Ada Lovelace", "Alan Turing", "Grace Hopper"]
+        );
         assert_eq!(paper.categories, ["cs.CL", "cs.LG", "stat.ML"]);
         assert_eq!(paper.line, 1);
         assert!(parsed.warnings.is_empty());
@@ -359,7 +364,10 @@ mod tests {
         assert_eq!(err, "p.jsonl:1: field `abstract` is empty");
         let err = parse_jsonl("p.jsonl", "[1]").err().unwrap().to_string();
         assert_eq!(err, "p.jsonl:1: expected a paper object, found an array");
-        let err = parse_json("p.json", "{\"a\":1}\n{\"b\":2}").err().unwrap().to_string();
+        let err = parse_json("p.json", "{\"a\":1}\n{\"b\":2}")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("use format `jsonl`"), "{err}");
         let err = parse_json("p.json", "[]").err().unwrap().to_string();
         assert!(err.contains("no papers found"), "{err}");

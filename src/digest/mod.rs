@@ -98,7 +98,11 @@ pub fn read_path(path: &Path, opts: &ParseOptions) -> Result<Vec<Digest>> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if !meta.is_dir() {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        return Ok(vec![parse_bytes(&path.display().to_string(), &bytes, opts)?]);
+        return Ok(vec![parse_bytes(
+            &path.display().to_string(),
+            &bytes,
+            opts,
+        )?]);
     }
     let files = digest_files_in(path)?;
     if files.is_empty() {
@@ -405,14 +409,19 @@ mod tests {
         assert_eq!("json".parse::<InputFormat>().unwrap(), InputFormat::Json);
         assert_eq!("jsonl".parse::<InputFormat>().unwrap(), InputFormat::Jsonl);
         let err = "yaml".parse::<InputFormat>().unwrap_err().to_string();
-        assert!(err.contains("yaml") && err.contains("auto, text, json, jsonl"), "{err}");
+        assert!(
+            err.contains("yaml") && err.contains("auto, text, json, jsonl"),
+            "{err}"
+        );
     }
 
     #[test]
     fn binary_and_bad_utf8_are_told_apart() {
         let err = decode_text("f", b"abc\0def").unwrap_err().to_string();
         assert!(err.contains("binary"), "{err}");
-        let err = decode_text("f", &[0xff, 0xfe, 0x01, 0x80]).unwrap_err().to_string();
+        let err = decode_text("f", &[0xff, 0xfe, 0x01, 0x80])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("binary"), "{err}");
         let mut bytes = b"Title\n\nAbstract text that is long enough\n".repeat(5);
         bytes.push(0xc3);

@@ -296,7 +296,9 @@ mod tests {
     fn only_titles_is_an_error() {
         let err = parse("d.txt", "One\n\nTwo\n\nThree\n").err().unwrap();
         assert!(err.to_string().contains("no papers found"), "{err}");
-        let err = parse("d.txt", "new\n\nSubscribe\n\nMar 11\n").err().unwrap();
+        let err = parse("d.txt", "new\n\nSubscribe\n\nMar 11\n")
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("only header lines"), "{err}");
     }
 
