@@ -1,16 +1,18 @@
 //! papersim: turn research-paper digests into a local semantic library and find related papers.
 //!
-//! Pipeline stages, one module each: digest parsing (`digest`), model resolution
+//! Pipeline stages, one module each: digest parsing ([`digest`]), model resolution
 //! ([`model`]) and provisioning ([`provision`]), tokenisation and batching ([`tokenize`]), the
 //! BERT forward pass ([`bert`]), pooling and normalisation ([`pooling`]), the encoder that ties
-//! them together ([`embedder`]), devices ([`device`]), the vector index (`index`), the on-disk
-//! library (`store`) and the recommender (`recommend`).
+//! them together ([`embedder`]), devices ([`device`]), the vector index ([`index`]), the
+//! on-disk library ([`store`]) and the recommender ([`recommend`]).
 
 pub mod bert;
 pub mod device;
+pub mod digest;
 pub mod embedder;
 pub mod error;
 pub mod model;
+pub mod npy;
 pub mod paper;
 pub mod pooling;
 pub mod progress;
