@@ -29,7 +29,7 @@ pub fn decode_f32(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), String> {
         return Err("not a .npy file (bad magic)".into());
     }
     let (header_start, header_len) = match bytes[6] {
-        1 => (10, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
+        1 => (10usize, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
         2 | 3 if bytes.len() >= 12 => (
             12,
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,

@@ -1,0 +1,119 @@
+//! Rendering results for people (a table that fits the terminal, Markdown) and machines
+//! (stable JSON).
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+/// One result row, whatever produced it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultRow {
+    pub rank: usize,
+    pub id: String,
+    pub title: String,
+    pub score: f32,
+    pub date: Option<String>,
+    pub digests: Vec<String>,
+    pub url: Option<String>,
+    /// Triage and recommend: the liked paper this one is closest to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closest_like: Option<Closest>,
+    /// With --explain: the abstract's sentence that best matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Closest {
+    pub id: String,
+    pub title: String,
+}
+
+/// The JSON document every ranking command prints with `--format json`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub query: serde_json::Value,
+    pub results: Vec<ResultRow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Markdown,
+}
+
+/// Width available for the table.
+fn terminal_width() -> usize {
+    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
+        return w as usize;
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(if std::io::stdout().is_terminal() { 80 } else { 160 })
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+pub fn print_report(out: &mut dyn Write, report: &Report, format: Format, heading: &str) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, report)?;
+            writeln!(out)
+        }
+        Format::Markdown => {
+            writeln!(out, "### {heading}\n")?;
+            for r in &report.results {
+                let title = match &r.url {
+                    Some(u) => format!("[{}]({u})", r.title),
+                    None => r.title.clone(),
+                };
+                let date = r.date.as_deref().map(|d| format!(", {d}")).unwrap_or_default();
+                writeln!(out, "{}. {title} — `{}`{date}, score {:.3}", r.rank, r.id, r.score)?;
+                if let Some(c) = &r.closest_like {
+                    writeln!(out, "   - closest liked: {}", c.title)?;
+                }
+                if let Some(e) = &r.explanation {
+                    writeln!(out, "   - > {e}")?;
+                }
+            }
+            Ok(())
+        }
+        Format::Table => {
+            if report.results.is_empty() {
+                return writeln!(out, "no results");
+            }
+            let width = terminal_width().max(60);
+            let id_w = report.results.iter().map(|r| r.id.chars().count()).max().unwrap_or(2).max(2);
+            let fixed = 4 + 1 + 6 + 1 + id_w + 1 + 1 + 10;
+            let title_w = width.saturating_sub(fixed + 2).max(20);
+            writeln!(out, "{:>4} {:>6} {:<id_w$}  {:<title_w$} {:<10}", "rank", "score", "id", "title", "date")?;
+            for r in &report.results {
+                writeln!(
+                    out,
+                    "{:>4} {:>6.3} {:<id_w$}  {:<title_w$} {:<10}",
+                    r.rank,
+                    r.score,
+                    r.id,
+                    truncate(&r.title, title_w),
+                    r.date.as_deref().unwrap_or("")
+                )?;
+                if let Some(c) = &r.closest_like {
+                    writeln!(out, "{:>12} ↳ like: {}", "", truncate(&c.title, width.saturating_sub(22)))?;
+                }
+                if let Some(e) = &r.explanation {
+                    writeln!(out, "{:>12} “{}”", "", truncate(e, width.saturating_sub(16)))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
