@@ -11,12 +11,15 @@ pub mod device;
 pub mod digest;
 pub mod embedder;
 pub mod error;
+pub mod index;
 pub mod model;
 pub mod npy;
 pub mod paper;
 pub mod pooling;
 pub mod progress;
 pub mod provision;
+pub mod recommend;
+pub mod store;
 pub mod tokenize;
 
 pub use embedder::{Embedder, EmbedderConfig, Embeddings};
