@@ -18,7 +18,8 @@ pub fn encode_f32(data: &[f32], rows: usize, cols: usize) -> Vec<u8> {
     out.extend(std::iter::repeat_n(b' ', padding));
     out.push(b'\n');
     for v in data {
-        out.write_all(&v.to_le_bytes()).expect("writing to a Vec cannot fail");
+        out.write_all(&v.to_le_bytes())
+            .expect("writing to a Vec cannot fail");
     }
     out
 }
@@ -43,7 +44,10 @@ pub fn decode_f32(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), String> {
     let header = std::str::from_utf8(&bytes[header_start..data_start])
         .map_err(|_| "the .npy header is not text")?;
     if !header.contains("'descr': '<f4'") {
-        return Err(format!("expected little-endian float32 data, header is {}", header.trim()));
+        return Err(format!(
+            "expected little-endian float32 data, header is {}",
+            header.trim()
+        ));
     }
     if header.contains("'fortran_order': True") {
         return Err("Fortran-ordered arrays are not supported".into());
@@ -58,7 +62,10 @@ pub fn decode_f32(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape `{shape}`")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad shape `{shape}`"))
+        })
         .collect::<Result<_, _>>()?;
     let [rows, cols] = dims[..] else {
         return Err(format!("expected a 2-D array, shape is ({shape})"));
@@ -94,6 +101,9 @@ mod tests {
         assert_eq!(decode_f32(&bytes).unwrap(), (data, 3, 4));
         assert!(decode_f32(&bytes[..bytes.len() - 1]).is_err());
         assert!(decode_f32(b"garbage").is_err());
-        assert_eq!(decode_f32(&encode_f32(&[], 0, 384)).unwrap(), (vec![], 0, 384));
+        assert_eq!(
+            decode_f32(&encode_f32(&[], 0, 384)).unwrap(),
+            (vec![], 0, 384)
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! liked and disliked papers, and triages a new digest against that profile.
 //!
 //! Profile scoring ("max-sim with per-interest round-robin"): a candidate's relevance is its
-//! cosine to the *closest* liked paper, minus half its cosine to the closest disliked paper.
+//! cosine to the *closest* liked paper, minus `DISLIKE_WEIGHT` times how far its cosine to the
+//! closest disliked paper rises above `DISLIKE_FLOOR` (unrelated papers in one field already
+//! share a cosine of 0.2-0.4 under MiniLM, so only real neighbours of a disliked paper lose).
 //! Taking the maximum instead of the mean vector keeps separate interests separate (the mean
 //! of a diffusion paper and a code-generation paper is close to neither). The ranked list is
 //! then interleaved round-robin across the liked papers each candidate is closest to, so one
@@ -17,8 +19,10 @@ use crate::paper::normalize_title;
 use crate::store::{Library, SearchMode};
 use crate::{Error, Result};
 
-/// How much a disliked paper's similarity pulls a candidate down.
-pub const DISLIKE_WEIGHT: f32 = 0.5;
+/// How much a disliked paper's similarity (above the floor) pulls a candidate down.
+pub const DISLIKE_WEIGHT: f32 = 0.75;
+/// Cosine to a disliked paper below which no penalty applies.
+pub const DISLIKE_FLOOR: f32 = 0.3;
 /// Cosine above which two papers count as duplicates of each other.
 pub const DUPLICATE_COSINE: f32 = 0.995;
 
@@ -86,7 +90,10 @@ pub fn resolve_paper(lib: &Library, reference: &str) -> Result<usize> {
     if reference.is_empty() {
         return Err(Error::PaperLookup("empty paper reference".into()));
     }
-    if let Some(row) = lib.row_of_id(reference).or_else(|| lib.row_of_id(crate::paper::strip_arxiv_version(reference))) {
+    if let Some(row) = lib
+        .row_of_id(reference)
+        .or_else(|| lib.row_of_id(crate::paper::strip_arxiv_version(reference)))
+    {
         return Ok(row);
     }
     if let Some(row) = lib.row_of_title(reference) {
@@ -130,13 +137,19 @@ fn list(lib: &Library, rows: &[usize]) -> String {
 
 /// Titles sharing the most words with `reference` (a cheap "did you mean").
 fn closest_titles(lib: &Library, reference: &str, n: usize) -> Vec<usize> {
-    let words: HashSet<String> = normalize_title(reference).split(' ').map(str::to_string).collect();
+    let words: HashSet<String> = normalize_title(reference)
+        .split(' ')
+        .map(str::to_string)
+        .collect();
     let mut scored: Vec<(usize, usize)> = lib
         .papers()
         .iter()
         .enumerate()
         .map(|(row, p)| {
-            let overlap = normalize_title(&p.title).split(' ').filter(|w| words.contains(*w)).count();
+            let overlap = normalize_title(&p.title)
+                .split(' ')
+                .filter(|w| words.contains(*w))
+                .count();
             (row, overlap)
         })
         .filter(|(_, o)| *o > 0)
@@ -179,7 +192,11 @@ pub fn similar(lib: &Library, row: usize, opts: &RankOptions) -> Result<Vec<Rank
     let hits = candidates(lib, &seed, opts, 10)?;
     let ranked = hits
         .into_iter()
-        .filter(|h| h.row != row && h.score < DUPLICATE_COSINE && normalize_title(&lib.papers()[h.row].title) != seed_title)
+        .filter(|h| {
+            h.row != row
+                && h.score < DUPLICATE_COSINE
+                && normalize_title(&lib.papers()[h.row].title) != seed_title
+        })
         .map(|h| Ranked {
             row: h.row,
             score: h.score,
@@ -209,20 +226,36 @@ pub fn profile_score(vector: &[f32], likes: &[&[f32]], unlikes: &[&[f32]]) -> (f
         .iter()
         .enumerate()
         .map(|(i, l)| (i, dot(vector, l)))
-        .fold((0, f32::NEG_INFINITY), |acc, x| if x.1 > acc.1 { x } else { acc });
-    let dislike = unlikes.iter().map(|u| dot(vector, u)).fold(0f32, f32::max);
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |acc, x| if x.1 > acc.1 { x } else { acc },
+        );
+    let dislike = unlikes
+        .iter()
+        .map(|u| dot(vector, u) - DISLIKE_FLOOR)
+        .fold(0f32, f32::max);
     (sim - DISLIKE_WEIGHT * dislike, best)
 }
 
 /// Library papers for a reader who liked `likes` and disliked `unlikes` (rows).
-pub fn recommend(lib: &Library, likes: &[usize], unlikes: &[usize], opts: &RankOptions) -> Result<Vec<Ranked>> {
+pub fn recommend(
+    lib: &Library,
+    likes: &[usize],
+    unlikes: &[usize],
+    opts: &RankOptions,
+) -> Result<Vec<Ranked>> {
     if likes.is_empty() {
-        return Err(Error::InvalidInput("a profile needs at least one liked paper".into()));
+        return Err(Error::InvalidInput(
+            "a profile needs at least one liked paper".into(),
+        ));
     }
     let like_vecs: Vec<&[f32]> = likes.iter().map(|&r| lib.vector(r)).collect();
     let unlike_vecs: Vec<&[f32]> = unlikes.iter().map(|&r| lib.vector(r)).collect();
     let excluded: HashSet<usize> = likes.iter().chain(unlikes).copied().collect();
-    let seed_titles: HashSet<String> = excluded.iter().map(|&r| normalize_title(&lib.papers()[r].title)).collect();
+    let seed_titles: HashSet<String> = excluded
+        .iter()
+        .map(|&r| normalize_title(&lib.papers()[r].title))
+        .collect();
 
     // Candidates: each liked paper's own neighbourhood, so every interest is represented.
     let mut pool: HashSet<usize> = HashSet::new();
@@ -233,8 +266,15 @@ pub fn recommend(lib: &Library, likes: &[usize], unlikes: &[usize], opts: &RankO
     }
     let mut scored: Vec<Ranked> = pool
         .into_iter()
-        .filter(|r| !excluded.contains(r) && !seed_titles.contains(&normalize_title(&lib.papers()[*r].title)))
-        .filter(|&r| like_vecs.iter().all(|l| dot(lib.vector(r), l) < DUPLICATE_COSINE))
+        .filter(|r| {
+            !excluded.contains(r)
+                && !seed_titles.contains(&normalize_title(&lib.papers()[*r].title))
+        })
+        .filter(|&r| {
+            like_vecs
+                .iter()
+                .all(|l| dot(lib.vector(r), l) < DUPLICATE_COSINE)
+        })
         .map(|r| {
             let (score, best) = profile_score(lib.vector(r), &like_vecs, &unlike_vecs);
             Ranked {
@@ -245,7 +285,14 @@ pub fn recommend(lib: &Library, likes: &[usize], unlikes: &[usize], opts: &RankO
         })
         .collect();
     sort_ranked(&mut scored);
-    let scored = finish(lib, scored, &RankOptions { k: usize::MAX, ..opts.clone() });
+    let scored = finish(
+        lib,
+        scored,
+        &RankOptions {
+            k: usize::MAX,
+            ..opts.clone()
+        },
+    );
     Ok(round_robin(scored, opts.k))
 }
 
@@ -283,16 +330,26 @@ fn finish(lib: &Library, ranked: Vec<Ranked>, opts: &RankOptions) -> Vec<Ranked>
         .filter(|r| in_window(lib, r.row, opts))
         .collect();
     match opts.diversity {
-        Some(lambda) if lambda > 0.0 => mmr(kept, opts.k, lambda, |a, b| dot(lib.vector(a), lib.vector(b))),
+        Some(lambda) if lambda > 0.0 => mmr(kept, opts.k, lambda, |a, b| {
+            dot(lib.vector(a), lib.vector(b))
+        }),
         _ => kept.into_iter().take(opts.k).collect(),
     }
 }
 
 /// Maximal marginal relevance: repeatedly takes the candidate with the best
 /// `(1 - λ)·score − λ·(max similarity to those already taken)`.
-pub fn mmr<F: Fn(usize, usize) -> f32>(pool: Vec<Ranked>, k: usize, lambda: f32, sim: F) -> Vec<Ranked> {
+pub fn mmr<F: Fn(usize, usize) -> f32>(
+    pool: Vec<Ranked>,
+    k: usize,
+    lambda: f32,
+    sim: F,
+) -> Vec<Ranked> {
     let lambda = lambda.clamp(0.0, 1.0);
-    let mut pool: Vec<Ranked> = pool.into_iter().take(k.saturating_mul(10).max(100)).collect();
+    let mut pool: Vec<Ranked> = pool
+        .into_iter()
+        .take(k.saturating_mul(10).max(100))
+        .collect();
     let mut chosen: Vec<Ranked> = Vec::new();
     let mut max_sim: Vec<f32> = vec![f32::NEG_INFINITY; pool.len()];
     while chosen.len() < k && !pool.is_empty() {
@@ -303,7 +360,10 @@ pub fn mmr<F: Fn(usize, usize) -> f32>(pool: Vec<Ranked>, k: usize, lambda: f32,
                 let penalty = if chosen.is_empty() { 0.0 } else { max_sim[i] };
                 (i, (1.0 - lambda) * r.score - lambda * penalty)
             })
-            .fold((0, f32::NEG_INFINITY), |acc, x| if x.1 > acc.1 { x } else { acc });
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |acc, x| if x.1 > acc.1 { x } else { acc },
+            );
         let picked = pool.swap_remove(best);
         max_sim.swap_remove(best);
         for (i, r) in pool.iter().enumerate() {
@@ -325,7 +385,9 @@ pub fn sentences(text: &str) -> Vec<&str> {
             let after = bytes.get(i + 2).copied();
             // A sentence ends at punctuation followed by a space and a capital letter or digit,
             // which skips "e.g. the" and "3.5 points".
-            if next == Some(b' ') && after.is_some_and(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+            if next == Some(b' ')
+                && after.is_some_and(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            {
                 let s = text[start..=i].trim();
                 if !s.is_empty() {
                     out.push(s);
@@ -348,19 +410,42 @@ mod tests {
     #[test]
     fn sentences_split_on_real_boundaries() {
         let s = sentences("We propose X, e.g. a model. It improves 3.5 points! Does it? Yes.");
-        assert_eq!(s, vec!["We propose X, e.g. a model.", "It improves 3.5 points!", "Does it?", "Yes."]);
+        assert_eq!(
+            s,
+            vec![
+                "We propose X, e.g. a model.",
+                "It improves 3.5 points!",
+                "Does it?",
+                "Yes."
+            ]
+        );
     }
 
     #[test]
     fn mmr_prefers_diverse_items() {
         // Items 0 and 1 are near-duplicates; 2 is different but slightly less relevant.
         let pool = vec![
-            Ranked { row: 0, score: 0.9, closest_like: None },
-            Ranked { row: 1, score: 0.89, closest_like: None },
-            Ranked { row: 2, score: 0.8, closest_like: None },
+            Ranked {
+                row: 0,
+                score: 0.9,
+                closest_like: None,
+            },
+            Ranked {
+                row: 1,
+                score: 0.89,
+                closest_like: None,
+            },
+            Ranked {
+                row: 2,
+                score: 0.8,
+                closest_like: None,
+            },
         ];
         let sim = |a: usize, b: usize| if (a < 2) == (b < 2) { 0.99 } else { 0.1 };
-        let rows: Vec<usize> = mmr(pool.clone(), 2, 0.5, sim).iter().map(|r| r.row).collect();
+        let rows: Vec<usize> = mmr(pool.clone(), 2, 0.5, sim)
+            .iter()
+            .map(|r| r.row)
+            .collect();
         assert_eq!(rows, vec![0, 2]);
         let rows: Vec<usize> = mmr(pool, 2, 0.0, sim).iter().map(|r| r.row).collect();
         assert_eq!(rows, vec![0, 1]);
@@ -368,8 +453,17 @@ mod tests {
 
     #[test]
     fn round_robin_keeps_every_interest() {
-        let mk = |row, score, like| Ranked { row, score, closest_like: Some(like) };
-        let sorted = vec![mk(1, 0.9, 100), mk(2, 0.88, 100), mk(3, 0.87, 100), mk(4, 0.5, 200)];
+        let mk = |row, score, like| Ranked {
+            row,
+            score,
+            closest_like: Some(like),
+        };
+        let sorted = vec![
+            mk(1, 0.9, 100),
+            mk(2, 0.88, 100),
+            mk(3, 0.87, 100),
+            mk(4, 0.5, 200),
+        ];
         let rows: Vec<usize> = round_robin(sorted, 2).iter().map(|r| r.row).collect();
         assert_eq!(rows, vec![1, 4]);
     }
@@ -381,6 +475,8 @@ mod tests {
         let (s, best) = profile_score(&[0.0, 1.0], &[&a, &b], &[]);
         assert_eq!((s, best), (1.0, 1));
         let (s, _) = profile_score(&[0.0, 1.0], &[&a, &b], &[&b]);
-        assert!((s - 0.5).abs() < 1e-6);
+        assert!((s - (1.0 - DISLIKE_WEIGHT * (1.0 - DISLIKE_FLOOR))).abs() < 1e-6);
+        let (s, _) = profile_score(&[0.0, 1.0], &[&b], &[&a]);
+        assert_eq!(s, 1.0, "an unrelated disliked paper costs nothing");
     }
 }

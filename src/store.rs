@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::embedder::Embedder;
-use crate::index::{validate_vectors, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex, EXACT_THRESHOLD};
+use crate::index::{
+    validate_vectors, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex, EXACT_THRESHOLD,
+};
 use crate::model::ModelFiles;
 use crate::paper::{embedding_text, normalize_title};
 use crate::pooling::Pooling;
@@ -200,7 +202,9 @@ impl Library {
         let mut last = None;
         for _ in 0..3 {
             match Self::open_once(root) {
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && Self::exists(root) => {
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && Self::exists(root) =>
+                {
                     last = Some(source)
                 }
                 other => return other,
@@ -208,14 +212,20 @@ impl Library {
         }
         Err(lib_err(
             root,
-            format!("files changed while opening: {}", last.map(|e| e.to_string()).unwrap_or_default()),
+            format!(
+                "files changed while opening: {}",
+                last.map(|e| e.to_string()).unwrap_or_default()
+            ),
         ))
     }
 
     fn open_once(root: &Path) -> Result<Library> {
         let manifest_path = root.join(MANIFEST);
         let bytes = fs::read(&manifest_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => lib_err(root, "no library here (no manifest.json); create one with `papersim ingest`"),
+            std::io::ErrorKind::NotFound => lib_err(
+                root,
+                "no library here (no manifest.json); create one with `papersim ingest`",
+            ),
             _ => Error::io(&manifest_path, e),
         })?;
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Library {
@@ -231,7 +241,11 @@ impl Library {
                 ),
             });
         }
-        for name in [&manifest.files.papers, &manifest.files.embeddings, &manifest.files.graph] {
+        for name in [
+            &manifest.files.papers,
+            &manifest.files.embeddings,
+            &manifest.files.graph,
+        ] {
             if name.contains('/') || name.contains('\\') || name.starts_with('.') {
                 return Err(Error::Library {
                     path: manifest_path,
@@ -294,9 +308,9 @@ impl Library {
     }
 
     /// A new, empty library in memory; nothing is written until [`Library::commit`].
-    pub fn create(root: &Path, model: ModelInfo, index: HnswParams) -> Library {
+    pub fn create(root: &Path, model: ModelInfo, index: HnswParams) -> Result<Library> {
         let dim = model.dim;
-        Library {
+        Ok(Library {
             root: root.to_path_buf(),
             manifest: Manifest {
                 format_version: FORMAT_VERSION,
@@ -317,9 +331,9 @@ impl Library {
             by_id: HashMap::new(),
             by_title: HashMap::new(),
             hnsw: OnceLock::new(),
-            hnsw_dirty: Some(HnswIndex::new(dim, index, 1024)),
+            hnsw_dirty: Some(HnswIndex::new(dim, index, 1024)?),
             dirty: true,
-        }
+        })
     }
 
     fn reindex_maps(&mut self) -> Result<()> {
@@ -327,9 +341,14 @@ impl Library {
         self.by_title.clear();
         for (row, p) in self.papers.iter().enumerate() {
             if self.by_id.insert(p.id.clone(), row).is_some() {
-                return Err(lib_err(&self.root, format!("paper id {} is stored twice", p.id)));
+                return Err(lib_err(
+                    &self.root,
+                    format!("paper id {} is stored twice", p.id),
+                ));
             }
-            self.by_title.entry(normalize_title(&p.title)).or_insert(row);
+            self.by_title
+                .entry(normalize_title(&p.title))
+                .or_insert(row);
         }
         Ok(())
     }
@@ -396,11 +415,18 @@ impl Library {
         if let Some(h) = self.hnsw.get() {
             return Ok(h);
         }
-        let loaded = HnswIndex::load(&self.root.join(&self.manifest.files.graph), self.manifest.index)?;
+        let loaded = HnswIndex::load(
+            &self.root.join(&self.manifest.files.graph),
+            self.manifest.index,
+        )?;
         if loaded.len() != self.len() {
             return Err(Error::Index {
                 path: self.root.join(&self.manifest.files.graph),
-                reason: format!("holds {} points but the library has {} papers; run `papersim index rebuild`", loaded.len(), self.len()),
+                reason: format!(
+                    "holds {} points but the library has {} papers; run `papersim index rebuild`",
+                    loaded.len(),
+                    self.len()
+                ),
             });
         }
         Ok(self.hnsw.get_or_init(|| loaded))
@@ -422,7 +448,12 @@ impl Library {
 
     /// Adds the papers of `digests` that are not yet stored, embedding only those, and merges
     /// the sightings of those already there. Nothing is written until [`Library::commit`].
-    pub fn ingest(&mut self, digests: &[Digest], embedder: &Embedder, progress: &dyn Progress) -> Result<IngestReport> {
+    pub fn ingest(
+        &mut self,
+        digests: &[Digest],
+        embedder: &Embedder,
+        progress: &dyn Progress,
+    ) -> Result<IngestReport> {
         self.check_model(embedder.files())?;
         let mut report = IngestReport::default();
         let mut new_rows: Vec<usize> = Vec::new();
@@ -476,20 +507,30 @@ impl Library {
                             seen_in: vec![seen],
                         });
                         self.by_id.insert(id, row);
-                        self.by_title.entry(normalize_title(&dp.title)).or_insert(row);
+                        self.by_title
+                            .entry(normalize_title(&dp.title))
+                            .or_insert(row);
                         new_rows.push(row);
                         record.added += 1;
                     }
                 }
             }
             report.digests.push(record.clone());
-            if let Some(old) = self.manifest.digests.iter_mut().find(|d| d.source == record.source) {
-                old.papers = record.papers;
-                old.added += record.added;
+            if let Some(old) = self
+                .manifest
+                .digests
+                .iter_mut()
+                .find(|d| d.source == record.source)
+            {
+                if old.papers != record.papers || record.added > 0 {
+                    old.papers = record.papers;
+                    old.added += record.added;
+                    self.dirty = true;
+                }
             } else {
                 self.manifest.digests.push(record);
+                self.dirty = true;
             }
-            self.dirty = true;
         }
         report.added = new_rows.len();
         if !new_rows.is_empty() {
@@ -510,8 +551,13 @@ impl Library {
             Some(g) => g,
             None => match self.hnsw.take() {
                 Some(g) => g,
-                None if self.manifest.generation == 0 => HnswIndex::new(self.dim(), self.manifest.index, 1024),
-                None => HnswIndex::load(&self.root.join(&self.manifest.files.graph), self.manifest.index)?,
+                None if self.manifest.generation == 0 => {
+                    HnswIndex::new(self.dim(), self.manifest.index, 1024)?
+                }
+                None => HnswIndex::load(
+                    &self.root.join(&self.manifest.files.graph),
+                    self.manifest.index,
+                )?,
             },
         };
         graph.add(data)?;
@@ -523,7 +569,7 @@ impl Library {
 
     /// Rebuilds the HNSW graph from the stored vectors (with new parameters if given).
     pub fn rebuild_index(&mut self, params: HnswParams) -> Result<()> {
-        let mut graph = HnswIndex::new(self.dim(), params, self.len().max(1024));
+        let mut graph = HnswIndex::new(self.dim(), params, self.len().max(1024))?;
         graph.add(self.vectors.vectors())?;
         self.manifest.index = params;
         self.hnsw = OnceLock::new();
@@ -592,7 +638,8 @@ impl Library {
         manifest.files = files;
         manifest.papers = self.papers.len();
         manifest.updated = now();
-        let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| lib_err(&self.root, e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| lib_err(&self.root, e.to_string()))?;
         let tmp = self.root.join("manifest.json.tmp");
         write_durably(&tmp, &bytes)?;
         let target = self.root.join(MANIFEST);
@@ -613,13 +660,21 @@ impl Library {
     /// the old manifest) and leftovers of killed writers. Failures here lose nothing.
     fn remove_stale_generations(&self) {
         let current = self.manifest.generation;
-        let Ok(entries) = fs::read_dir(&self.root) else { return };
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            let Some(generation) = generation_of(&name) else { continue };
+            let Some(generation) = generation_of(&name) else {
+                continue;
+            };
             if generation + 1 < current || generation > current {
                 let path = entry.path();
-                let _ = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+                let _ = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
             }
         }
     }
@@ -629,10 +684,16 @@ impl Library {
         let f = &self.manifest.files;
         let mut total = 0;
         for name in [MANIFEST, &f.papers, &f.embeddings] {
-            total += fs::metadata(self.root.join(name)).map(|m| m.len()).unwrap_or(0);
+            total += fs::metadata(self.root.join(name))
+                .map(|m| m.len())
+                .unwrap_or(0);
         }
         if let Ok(entries) = fs::read_dir(self.root.join(&f.graph)) {
-            total += entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum::<u64>();
+            total += entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum::<u64>();
         }
         total
     }

@@ -227,21 +227,62 @@ pub fn run(args: Args) -> Result<()> {
         }
         // candle reads RAYON_NUM_THREADS for its matrix kernels; set it before any work starts.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
     }
     match &args.command {
-        Command::Embed { path, lines, output, format, input_format } => embed(g, path, *lines, output, *format, input_format),
-        Command::Ingest { paths, input_format, date, wait, format } => ingest(g, paths, input_format, date.as_deref(), *wait, *format),
+        Command::Embed {
+            path,
+            lines,
+            output,
+            format,
+            input_format,
+        } => embed(g, path, *lines, output, *format, input_format),
+        Command::Ingest {
+            paths,
+            input_format,
+            date,
+            wait,
+            format,
+        } => ingest(g, paths, input_format, date.as_deref(), *wait, *format),
         Command::Info { format } => info(g, *format),
-        Command::Index { action: IndexAction::Rebuild { m, ef_construction, ef_search, reembed, wait } } => {
-            rebuild(g, *m, *ef_construction, *ef_search, *reembed, *wait)
-        }
+        Command::Index {
+            action:
+                IndexAction::Rebuild {
+                    m,
+                    ef_construction,
+                    ef_search,
+                    reembed,
+                    wait,
+                },
+        } => rebuild(g, *m, *ef_construction, *ef_search, *reembed, *wait),
         Command::Similar { paper, rank } => similar(g, paper, rank),
         Command::Query { text, rank } => query(g, &text.join(" "), rank),
-        Command::Recommend { like, unlike, profile, rank } => recommend_cmd(g, like, unlike, profile.as_deref(), rank),
-        Command::Triage { digest, like, unlike, profile, ingest, input_format, rank } => {
-            triage(g, digest, like, unlike, profile.as_deref(), *ingest, input_format, rank)
-        }
+        Command::Recommend {
+            like,
+            unlike,
+            profile,
+            rank,
+        } => recommend_cmd(g, like, unlike, profile.as_deref(), rank),
+        Command::Triage {
+            digest,
+            like,
+            unlike,
+            profile,
+            ingest,
+            input_format,
+            rank,
+        } => triage(
+            g,
+            digest,
+            like,
+            unlike,
+            profile.as_deref(),
+            *ingest,
+            input_format,
+            rank,
+        ),
     }
 }
 
@@ -274,7 +315,14 @@ fn load_embedder(g: &Global, library_model: Option<&str>, bar: &progress::Bar) -
         ..EmbedderConfig::default()
     };
     let embedder = Embedder::new(&config, bar)?;
-    note(g, &format!("papersim: model {} on {}", embedder.files().id, embedder.device_note()));
+    note(
+        g,
+        &format!(
+            "papersim: model {} on {}",
+            embedder.files().id,
+            embedder.device_note()
+        ),
+    );
     Ok(embedder)
 }
 
@@ -285,7 +333,10 @@ fn open_library(g: &Global) -> Result<Library> {
 
 fn parse_opts(input_format: &str, date: Option<&str>) -> Result<ParseOptions> {
     let date = date
-        .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").with_context(|| format!("--date `{d}` is not YYYY-MM-DD")))
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .with_context(|| format!("--date `{d}` is not YYYY-MM-DD"))
+        })
         .transpose()?;
     Ok(ParseOptions {
         format: input_format.parse::<InputFormat>()?,
@@ -301,14 +352,22 @@ fn read_digests(paths: &[PathBuf], opts: &ParseOptions) -> Result<Vec<digest::Di
     Ok(all)
 }
 
-fn embed(g: &Global, path: &Path, lines: bool, output: &Path, format: EmbedFormat, input_format: &str) -> Result<()> {
+fn embed(
+    g: &Global,
+    path: &Path,
+    lines: bool,
+    output: &Path,
+    format: EmbedFormat,
+    input_format: &str,
+) -> Result<()> {
     let bar = progress::Bar::new(g.quiet);
     // Each row: (name for the sidecar, text to embed).
     let rows: Vec<(serde_json::Value, String)> = if lines {
         let text = if path.as_os_str() == "-" {
             std::io::read_to_string(std::io::stdin()).context("reading stdin")?
         } else {
-            std::fs::read_to_string(path).with_context(|| format!("{}: cannot read as UTF-8 text", path.display()))?
+            std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read as UTF-8 text", path.display()))?
         };
         text.lines()
             .map(str::trim_end)
@@ -327,7 +386,12 @@ fn embed(g: &Global, path: &Path, lines: bool, output: &Path, format: EmbedForma
             .iter()
             .flat_map(|d| d.papers.iter().map(move |p| (d, p)))
             .enumerate()
-            .map(|(i, (d, p))| (json!({"row": i, "id": p.id(), "title": p.title, "digest": d.source}), p.embedding_text()))
+            .map(|(i, (d, p))| {
+                (
+                    json!({"row": i, "id": p.id(), "title": p.title, "digest": d.source}),
+                    p.embedding_text(),
+                )
+            })
             .collect()
     };
     if rows.is_empty() {
@@ -335,7 +399,9 @@ fn embed(g: &Global, path: &Path, lines: bool, output: &Path, format: EmbedForma
     }
     let embedder = {
         let mut g = g.clone();
-        g.model = g.model.or_else(|| Some(papersim::model::DEFAULT_MODEL.to_string()));
+        g.model = g
+            .model
+            .or_else(|| Some(papersim::model::DEFAULT_MODEL.to_string()));
         load_embedder(&g, None, &bar)?
     };
     let texts: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
@@ -382,7 +448,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn ingest(g: &Global, paths: &[PathBuf], input_format: &str, date: Option<&str>, wait: bool, format: InfoFormat) -> Result<()> {
+fn ingest(
+    g: &Global,
+    paths: &[PathBuf],
+    input_format: &str,
+    date: Option<&str>,
+    wait: bool,
+    format: InfoFormat,
+) -> Result<()> {
     let bar = progress::Bar::new(g.quiet);
     let digests = read_digests(paths, &parse_opts(input_format, date)?)?;
     let report = ingest_digests(g, &digests, wait, &bar)?;
@@ -412,15 +485,28 @@ fn ingest(g: &Global, paths: &[PathBuf], input_format: &str, date: Option<&str>,
     Ok(())
 }
 
-fn ingest_digests(g: &Global, digests: &[digest::Digest], wait: bool, bar: &progress::Bar) -> Result<IngestReport> {
+fn ingest_digests(
+    g: &Global,
+    digests: &[digest::Digest],
+    wait: bool,
+    bar: &progress::Bar,
+) -> Result<IngestReport> {
     let dir = library_dir(g);
     let lock = WriteLock::acquire(&dir, wait)?;
     let existing = Library::exists(&dir);
-    let mut lib = if existing { Some(Library::open(&dir)?) } else { None };
+    let mut lib = if existing {
+        Some(Library::open(&dir)?)
+    } else {
+        None
+    };
     let embedder = load_embedder(g, lib.as_ref().map(|l| l.manifest().model.id.as_str()), bar)?;
     let mut lib = match lib.take() {
         Some(l) => l,
-        None => Library::create(&dir, ModelInfo::of(embedder.files())?, HnswParams::default()),
+        None => Library::create(
+            &dir,
+            ModelInfo::of(embedder.files())?,
+            HnswParams::default(),
+        )?,
     };
     let report = lib.ingest(digests, &embedder, bar)?;
     lib.commit(&lock)?;
@@ -452,7 +538,11 @@ fn info(g: &Global, format: InfoFormat) -> Result<()> {
             writeln!(out, "library     {}", lib.root().display())?;
             writeln!(out, "papers      {}", lib.len())?;
             writeln!(out, "digests     {}", m.digests.len())?;
-            writeln!(out, "model       {} (dimension {}, {:?} pooling, max {} tokens)", m.model.id, m.model.dim, m.model.pooling, m.model.max_seq_length)?;
+            writeln!(
+                out,
+                "model       {} (dimension {}, {:?} pooling, max {} tokens)",
+                m.model.id, m.model.dim, m.model.pooling, m.model.max_seq_length
+            )?;
             writeln!(out, "fingerprint {}", m.model.fingerprint)?;
             writeln!(
                 out,
@@ -462,9 +552,17 @@ fn info(g: &Global, format: InfoFormat) -> Result<()> {
                 m.index.ef_search,
                 papersim::index::EXACT_THRESHOLD
             )?;
-            writeln!(out, "size        {:.1} MiB on disk (generation {})", lib.size_on_disk() as f64 / 1048576.0, m.generation)?;
+            writeln!(
+                out,
+                "size        {:.1} MiB on disk (generation {})",
+                lib.size_on_disk() as f64 / 1048576.0,
+                m.generation
+            )?;
             writeln!(out, "updated     {}", m.updated)?;
-            if let (Some(first), Some(last)) = (m.digests.iter().filter_map(|d| d.date.as_deref()).min(), m.digests.iter().filter_map(|d| d.date.as_deref()).max()) {
+            if let (Some(first), Some(last)) = (
+                m.digests.iter().filter_map(|d| d.date.as_deref()).min(),
+                m.digests.iter().filter_map(|d| d.date.as_deref()).max(),
+            ) {
                 writeln!(out, "dates       {first} .. {last}")?;
             }
         }
@@ -472,7 +570,14 @@ fn info(g: &Global, format: InfoFormat) -> Result<()> {
     Ok(())
 }
 
-fn rebuild(g: &Global, m: Option<usize>, efc: Option<usize>, efs: Option<usize>, reembed: bool, wait: bool) -> Result<()> {
+fn rebuild(
+    g: &Global,
+    m: Option<usize>,
+    efc: Option<usize>,
+    efs: Option<usize>,
+    reembed: bool,
+    wait: bool,
+) -> Result<()> {
     let dir = library_dir(g);
     let lock = WriteLock::acquire(&dir, wait)?;
     let mut lib = Library::open(&dir)?;
@@ -493,7 +598,13 @@ fn rebuild(g: &Global, m: Option<usize>, efc: Option<usize>, efs: Option<usize>,
     }
     lib.rebuild_index(params)?;
     lib.commit(&lock)?;
-    println!("rebuilt the index of {} papers (m={}, ef_construction={}, ef_search={})", lib.len(), params.m, params.ef_construction, params.ef_search);
+    println!(
+        "rebuilt the index of {} papers (m={}, ef_construction={}, ef_search={})",
+        lib.len(),
+        params.m,
+        params.ef_construction,
+        params.ef_search
+    );
     Ok(())
 }
 
@@ -502,7 +613,8 @@ fn rank_options(rank: &RankArgs) -> Result<RankOptions> {
         bail!("-k must be at least 1");
     }
     for d in [&rank.since, &rank.until].into_iter().flatten() {
-        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").with_context(|| format!("date `{d}` is not YYYY-MM-DD"))?;
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .with_context(|| format!("date `{d}` is not YYYY-MM-DD"))?;
     }
     if let Some(l) = rank.diversity {
         if !(0.0..=1.0).contains(&l) {
@@ -515,12 +627,20 @@ fn rank_options(rank: &RankArgs) -> Result<RankOptions> {
         since: rank.since.clone(),
         until: rank.until.clone(),
         diversity: rank.diversity,
-        mode: if rank.exact { SearchMode::Exact } else { SearchMode::Auto },
+        mode: if rank.exact {
+            SearchMode::Exact
+        } else {
+            SearchMode::Auto
+        },
     })
 }
 
 /// Builds result rows for library papers, with explanations when asked.
-fn library_rows(lib: &Library, ranked: &[Ranked], explain_with: Option<(&Embedder, &[f32])>) -> Result<Vec<ResultRow>> {
+fn library_rows(
+    lib: &Library,
+    ranked: &[Ranked],
+    explain_with: Option<(&Embedder, &[f32])>,
+) -> Result<Vec<ResultRow>> {
     ranked
         .iter()
         .enumerate()
@@ -555,8 +675,21 @@ fn best_sentence(embedder: &Embedder, text: &str, target: &[f32]) -> Result<Stri
     }
     let vectors = embedder.embed(&sentences)?;
     let best = (0..sentences.len())
-        .map(|i| (i, vectors.row(i).iter().zip(target).map(|(a, b)| a * b).sum::<f32>()))
-        .fold((0, f32::NEG_INFINITY), |acc, x| if x.1 > acc.1 { x } else { acc });
+        .map(|i| {
+            (
+                i,
+                vectors
+                    .row(i)
+                    .iter()
+                    .zip(target)
+                    .map(|(a, b)| a * b)
+                    .sum::<f32>(),
+            )
+        })
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |acc, x| if x.1 > acc.1 { x } else { acc },
+        );
     Ok(sentences[best.0].to_string())
 }
 
@@ -579,9 +712,17 @@ fn similar(g: &Global, paper: &str, rank: &RankArgs) -> Result<()> {
     let lib = open_library(g)?;
     let row = recommend::resolve_paper(&lib, paper)?;
     let ranked = recommend::similar(&lib, row, &opts)?;
-    let embedder = if rank.explain { Some(library_embedder(g, &lib, &progress::Bar::new(g.quiet))?) } else { None };
+    let embedder = if rank.explain {
+        Some(library_embedder(g, &lib, &progress::Bar::new(g.quiet))?)
+    } else {
+        None
+    };
     let seed = lib.vector(row).to_vec();
-    let rows = library_rows(&lib, &ranked, embedder.as_ref().map(|e| (e, seed.as_slice())))?;
+    let rows = library_rows(
+        &lib,
+        &ranked,
+        embedder.as_ref().map(|e| (e, seed.as_slice())),
+    )?;
     let p = &lib.papers()[row];
     let report = Report {
         query: json!({"kind": "similar", "id": p.id, "title": p.title}),
@@ -599,7 +740,11 @@ fn query(g: &Global, text: &str, rank: &RankArgs) -> Result<()> {
     let embedder = library_embedder(g, &lib, &progress::Bar::new(g.quiet))?;
     let vector = embedder.embed(&[text])?;
     let ranked = recommend::query(&lib, vector.row(0), &opts)?;
-    let rows = library_rows(&lib, &ranked, rank.explain.then_some((&embedder, vector.row(0))))?;
+    let rows = library_rows(
+        &lib,
+        &ranked,
+        rank.explain.then_some((&embedder, vector.row(0))),
+    )?;
     let report = Report {
         query: json!({"kind": "query", "text": text}),
         results: rows,
@@ -608,7 +753,12 @@ fn query(g: &Global, text: &str, rank: &RankArgs) -> Result<()> {
 }
 
 /// The liked and disliked references from flags and the profile file.
-fn profile_refs(g: &Global, like: &[String], unlike: &[String], profile: Option<&Path>) -> Result<(Vec<String>, Vec<String>, Option<PathBuf>)> {
+fn profile_refs(
+    g: &Global,
+    like: &[String],
+    unlike: &[String],
+    profile: Option<&Path>,
+) -> Result<(Vec<String>, Vec<String>, Option<PathBuf>)> {
     let default = library_dir(g).join("profile.json");
     let path = match profile {
         Some(p) => Some(p.to_path_buf()),
@@ -632,25 +782,45 @@ fn profile_refs(g: &Global, like: &[String], unlike: &[String], profile: Option<
 }
 
 fn resolve_all(lib: &Library, refs: &[String]) -> Result<Vec<usize>> {
-    refs.iter().map(|r| Ok(recommend::resolve_paper(lib, r)?)).collect()
+    refs.iter()
+        .map(|r| Ok(recommend::resolve_paper(lib, r)?))
+        .collect()
 }
 
-fn recommend_cmd(g: &Global, like: &[String], unlike: &[String], profile: Option<&Path>, rank: &RankArgs) -> Result<()> {
+fn recommend_cmd(
+    g: &Global,
+    like: &[String],
+    unlike: &[String],
+    profile: Option<&Path>,
+    rank: &RankArgs,
+) -> Result<()> {
     let opts = rank_options(rank)?;
     let (likes, unlikes, profile_path) = profile_refs(g, like, unlike, profile)?;
     let lib = open_library(g)?;
     let like_rows = resolve_all(&lib, &likes)?;
     let unlike_rows = resolve_all(&lib, &unlikes)?;
     let ranked = recommend::recommend(&lib, &like_rows, &unlike_rows, &opts)?;
-    let embedder = if rank.explain { Some(library_embedder(g, &lib, &progress::Bar::new(g.quiet))?) } else { None };
+    let embedder = if rank.explain {
+        Some(library_embedder(g, &lib, &progress::Bar::new(g.quiet))?)
+    } else {
+        None
+    };
     let mut rows = library_rows(&lib, &ranked, None)?;
     if let Some(e) = &embedder {
         for (row, r) in rows.iter_mut().zip(&ranked) {
             let target = lib.vector(r.closest_like.unwrap_or(r.row)).to_vec();
-            row.explanation = Some(best_sentence(e, &lib.papers()[r.row].abstract_text, &target)?);
+            row.explanation = Some(best_sentence(
+                e,
+                &lib.papers()[r.row].abstract_text,
+                &target,
+            )?);
         }
     }
-    let ids = |rows: &[usize]| rows.iter().map(|&r| lib.papers()[r].id.clone()).collect::<Vec<_>>();
+    let ids = |rows: &[usize]| {
+        rows.iter()
+            .map(|&r| lib.papers()[r].id.clone())
+            .collect::<Vec<_>>()
+    };
     let report = Report {
         query: json!({"kind": "recommend", "like": ids(&like_rows), "unlike": ids(&unlike_rows), "profile": profile_path}),
         results: rows,
@@ -659,16 +829,31 @@ fn recommend_cmd(g: &Global, like: &[String], unlike: &[String], profile: Option
 }
 
 #[allow(clippy::too_many_arguments)]
-fn triage(g: &Global, digest_path: &Path, like: &[String], unlike: &[String], profile: Option<&Path>, ingest: bool, input_format: &str, rank: &RankArgs) -> Result<()> {
+fn triage(
+    g: &Global,
+    digest_path: &Path,
+    like: &[String],
+    unlike: &[String],
+    profile: Option<&Path>,
+    ingest: bool,
+    input_format: &str,
+    rank: &RankArgs,
+) -> Result<()> {
     let opts = rank_options(rank)?;
     let (likes, unlikes, profile_path) = profile_refs(g, like, unlike, profile)?;
-    let digests = read_digests(&[digest_path.to_path_buf()], &parse_opts(input_format, None)?)?;
+    let digests = read_digests(
+        &[digest_path.to_path_buf()],
+        &parse_opts(input_format, None)?,
+    )?;
     let lib = open_library(g)?;
     let like_rows = resolve_all(&lib, &likes)?;
     let unlike_rows = resolve_all(&lib, &unlikes)?;
     let bar = progress::Bar::new(g.quiet);
     let embedder = library_embedder(g, &lib, &bar)?;
-    let papers: Vec<_> = digests.iter().flat_map(|d| d.papers.iter().map(move |p| (d, p))).collect();
+    let papers: Vec<_> = digests
+        .iter()
+        .flat_map(|d| d.papers.iter().map(move |p| (d, p)))
+        .collect();
     if papers.is_empty() {
         bail!("{}: no papers to triage", digest_path.display());
     }
@@ -695,22 +880,50 @@ fn triage(g: &Global, digest_path: &Path, like: &[String], unlike: &[String], pr
             title: p.title.clone(),
             score,
             date: p.date.clone().or_else(|| d.date.map(|x| x.to_string())),
-            digests: vec![Path::new(&d.source).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()],
+            digests: vec![Path::new(&d.source)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()],
             url: p.url.clone(),
-            closest_like: Some(Closest { id: liked.id.clone(), title: liked.title.clone() }),
-            explanation: if rank.explain { Some(best_sentence(&embedder, &p.abstract_text, lib.vector(like_rows[best]))?) } else { None },
+            closest_like: Some(Closest {
+                id: liked.id.clone(),
+                title: liked.title.clone(),
+            }),
+            explanation: if rank.explain {
+                Some(best_sentence(
+                    &embedder,
+                    &p.abstract_text,
+                    lib.vector(like_rows[best]),
+                )?)
+            } else {
+                None
+            },
         });
     }
-    let ids = |rows: &[usize]| rows.iter().map(|&r| lib.papers()[r].id.clone()).collect::<Vec<_>>();
+    let ids = |rows: &[usize]| {
+        rows.iter()
+            .map(|&r| lib.papers()[r].id.clone())
+            .collect::<Vec<_>>()
+    };
     let report = Report {
         query: json!({"kind": "triage", "digest": digest_path, "papers": papers.len(), "like": ids(&like_rows), "unlike": ids(&unlike_rows), "profile": profile_path}),
         results: rows,
     };
-    print(&report, rank.format, &format!("Triage of {}", digest_path.display()))?;
+    print(
+        &report,
+        rank.format,
+        &format!("Triage of {}", digest_path.display()),
+    )?;
     if ingest {
         drop(lib);
         let report = ingest_digests(g, &digests, false, &bar)?;
-        note(g, &format!("ingested: {} added, {} already present; library now holds {} papers", report.added, report.already_present, report.papers_total));
+        note(
+            g,
+            &format!(
+                "ingested: {} added, {} already present; library now holds {} papers",
+                report.added, report.already_present, report.papers_total
+            ),
+        );
     }
     Ok(())
 }

