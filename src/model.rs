@@ -266,7 +266,9 @@ pub fn load_dir(id: &str, dir: &Path, origin: &str) -> Result<ModelFiles> {
     }
     if config.hidden_size == 0
         || config.num_attention_heads == 0
-        || !config.hidden_size.is_multiple_of(config.num_attention_heads)
+        || !config
+            .hidden_size
+            .is_multiple_of(config.num_attention_heads)
     {
         return Err(Error::ModelFile {
             path: config_path,
