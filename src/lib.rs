@@ -7,6 +7,7 @@
 //! recommender ([`recommend`]).
 
 pub mod error;
+pub mod index;
 pub mod paper;
 
 pub use error::{Error, Result};

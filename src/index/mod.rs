@@ -1,0 +1,366 @@
+//! The vector index: owns the one interface the rest of papersim uses to store embeddings and
+//! answer nearest-neighbour queries.
+//!
+//! Vectors are L2-normalised `f32` embeddings, so similarity is the dot product (cosine) and
+//! higher is better. Two implementations sit behind [`VectorIndex`]:
+//!
+//! - [`ExactIndex`]: a flat array scanned in full on every query. Exact, no build cost, and the
+//!   right choice for small libraries (see [`EXACT_THRESHOLD`]).
+//! - [`HnswIndex`]: an approximate HNSW graph (the `hnsw_rs` crate, wrapped in [`hnsw`], the only
+//!   module that may import it), for large libraries where a full scan is too slow.
+//!
+//! Callers program against [`VectorIndex`] only: the library will later move to a distributed
+//! vector engine behind the same interface, so nothing outside this module should depend on
+//! which implementation answers.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use crate::{Error, Result};
+
+pub mod exact;
+pub mod hnsw;
+
+pub use exact::ExactIndex;
+pub use hnsw::{HnswIndex, HnswParams};
+
+/// Row count below which callers should prefer [`ExactIndex`] over [`HnswIndex`].
+///
+/// Below a few thousand rows a full scan of 384-dimensional vectors takes well under a
+/// millisecond, is exact, and needs no graph build or graph files; above it HNSW's sub-linear
+/// search starts to pay for its build time and its (small) recall loss.
+pub const EXACT_THRESHOLD: usize = 5_000;
+
+/// Largest allowed deviation of a stored vector's L2 norm from 1.
+pub const UNIT_NORM_TOLERANCE: f32 = 1e-3;
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Row number of the stored vector (the order in which it was added, from 0).
+    pub row: usize,
+    /// Cosine similarity to the query (dot product of unit vectors), in `[-1, 1]`; higher is better.
+    pub score: f32,
+}
+
+/// A store of unit vectors that answers k-nearest-neighbour queries by cosine similarity.
+pub trait VectorIndex {
+    /// Dimension of every vector in the index.
+    fn dim(&self) -> usize;
+    /// Number of rows stored.
+    fn len(&self) -> usize;
+    /// Whether no rows are stored.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Appends vectors (row-major, n*dim floats) as rows len()..len()+n.
+    ///
+    /// The batch is checked with [`validate_vectors`] first; on error nothing is added.
+    fn add(&mut self, vectors: &[f32]) -> Result<()>;
+    /// The k best rows by score, best first, ties broken by lower row. k larger than len() returns all.
+    ///
+    /// The query must have the index's dimension, be finite and non-zero; it is normalised to
+    /// unit length before scoring, so scores are cosine similarities.
+    fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>>;
+}
+
+/// Checks a batch before it enters any index: dim divides, every vector finite, non-zero norm, and (within 1e-3) unit norm — papersim only stores normalised vectors. Error::InvalidVector names the row (offset by `first_row`).
+pub fn validate_vectors(vectors: &[f32], dim: usize, first_row: usize) -> Result<()> {
+    if dim == 0 {
+        return Err(Error::InvalidVector {
+            row: first_row,
+            reason: "index dimension is 0".into(),
+        });
+    }
+    if vectors.len() % dim != 0 {
+        let row = first_row + vectors.len() / dim;
+        return Err(Error::InvalidVector {
+            row,
+            reason: format!(
+                "batch of {} floats is not a whole number of {dim}-dimensional vectors (last row has {} values)",
+                vectors.len(),
+                vectors.len() % dim
+            ),
+        });
+    }
+    for (i, v) in vectors.chunks_exact(dim).enumerate() {
+        let row = first_row + i;
+        let norm = checked_norm(v).map_err(|reason| Error::InvalidVector { row, reason })?;
+        if (norm - 1.0).abs() > UNIT_NORM_TOLERANCE {
+            return Err(Error::InvalidVector {
+                row,
+                reason: format!("not unit length (L2 norm {norm}); papersim stores normalised vectors only"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a query (dimension, finite, non-zero) and returns it scaled to unit length.
+pub(crate) fn normalized_query(query: &[f32], dim: usize) -> Result<Vec<f32>> {
+    let invalid = |reason: String| Error::InvalidVector {
+        row: 0,
+        reason: format!("query: {reason}"),
+    };
+    if query.len() != dim {
+        return Err(invalid(format!(
+            "has {} values, the index has dimension {dim}",
+            query.len()
+        )));
+    }
+    let norm = checked_norm(query).map_err(invalid)?;
+    Ok(query.iter().map(|x| x / norm).collect())
+}
+
+/// L2 norm of a finite, non-zero vector; otherwise why not.
+fn checked_norm(v: &[f32]) -> std::result::Result<f32, String> {
+    if let Some((j, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        return Err(format!("element {j} is {x} (not finite)"));
+    }
+    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt() as f32;
+    if norm == 0.0 || !norm.is_finite() {
+        return Err(format!("L2 norm is {norm}; zero or overflowing vectors have no direction"));
+    }
+    Ok(norm)
+}
+
+/// Dot product, written so that the optimiser can vectorise it (independent accumulators).
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f32; 8];
+    let (ca, ra) = a.split_at(a.len() - a.len() % 8);
+    let (cb, rb) = b.split_at(ca.len());
+    for (x, y) in ca.chunks_exact(8).zip(cb.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut sum = acc.iter().sum::<f32>();
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// Orders hits best first: higher score, then lower row.
+pub(crate) fn best_first(a: &Hit, b: &Hit) -> Ordering {
+    b.score.total_cmp(&a.score).then(a.row.cmp(&b.row))
+}
+
+/// A hit ordered so that the *worst* hit is the greatest, for a bounded max-heap.
+#[derive(Debug, Clone, Copy)]
+struct WorstFirst(Hit);
+
+impl PartialEq for WorstFirst {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for WorstFirst {}
+impl PartialOrd for WorstFirst {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for WorstFirst {
+    fn cmp(&self, other: &Self) -> Ordering {
+        best_first(&self.0, &other.0)
+    }
+}
+
+/// Keeps the k best hits seen so far (by [`best_first`]) in O(log k) per offer.
+#[derive(Debug)]
+pub(crate) struct TopK {
+    k: usize,
+    heap: BinaryHeap<WorstFirst>,
+}
+
+impl TopK {
+    pub(crate) fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.saturating_add(1).min(1 << 16)),
+        }
+    }
+
+    pub(crate) fn push(&mut self, hit: Hit) {
+        if self.heap.len() < self.k {
+            self.heap.push(WorstFirst(hit));
+        } else if let Some(mut worst) = self.heap.peek_mut() {
+            if best_first(&hit, &worst.0) == Ordering::Less {
+                *worst = WorstFirst(hit);
+            }
+        }
+    }
+
+    pub(crate) fn merge(mut self, other: TopK) -> TopK {
+        for h in other.heap {
+            self.push(h.0);
+        }
+        self
+    }
+
+    /// The kept hits, best first.
+    pub(crate) fn into_sorted(self) -> Vec<Hit> {
+        // `into_sorted_vec` is ascending by `WorstFirst`'s order, i.e. best first.
+        self.heap.into_sorted_vec().into_iter().map(|w| w.0).collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Deterministic test data: a tiny xorshift generator and clustered unit vectors that look
+    //! like sentence embeddings (random unit vectors would make recall meaningless).
+
+    /// xorshift64* with Box–Muller normals; fixed seeds keep tests reproducible.
+    pub struct Rng(u64);
+
+    impl Rng {
+        pub fn new(seed: u64) -> Self {
+            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        }
+        pub fn next_u64(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.0 = x;
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        /// Uniform in (0, 1].
+        pub fn uniform(&mut self) -> f64 {
+            ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+        }
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next_u64() % n as u64) as usize
+        }
+        pub fn gaussian(&mut self) -> f32 {
+            let (u1, u2) = (self.uniform(), self.uniform());
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        }
+    }
+
+    pub fn normalize(v: &mut [f32]) {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+
+    pub fn random_unit(rng: &mut Rng, dim: usize) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..dim).map(|_| rng.gaussian()).collect();
+        normalize(&mut v);
+        v
+    }
+
+    /// `noise` relative to a unit centre: with per-coordinate sigma = noise / sqrt(dim) the
+    /// cosine between a point and its centre is about 1 / sqrt(1 + noise^2).
+    pub fn perturb(rng: &mut Rng, v: &[f32], noise: f32) -> Vec<f32> {
+        let sigma = noise / (v.len() as f32).sqrt();
+        let mut p: Vec<f32> = v.iter().map(|x| x + sigma * rng.gaussian()).collect();
+        normalize(&mut p);
+        p
+    }
+
+    /// `n` unit vectors in `dim` dimensions around `clusters` random centres, row-major.
+    /// noise 1.0 gives point–centre cosine ≈ 0.7 and intra-cluster cosine ≈ 0.5.
+    pub fn clustered(seed: u64, n: usize, dim: usize, clusters: usize, noise: f32) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        let centres: Vec<Vec<f32>> = (0..clusters).map(|_| random_unit(&mut rng, dim)).collect();
+        let mut out = Vec::with_capacity(n * dim);
+        for _ in 0..n {
+            let c = &centres[rng.below(clusters)];
+            out.extend(perturb(&mut rng, c, noise));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(dim: usize, at: usize) -> Vec<f32> {
+        let mut v = vec![0.0; dim];
+        v[at] = 1.0;
+        v
+    }
+
+    fn row_of(err: Error) -> usize {
+        match err {
+            Error::InvalidVector { row, .. } => row,
+            other => panic!("expected InvalidVector, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn validate_accepts_unit_vectors() {
+        let mut v = unit(4, 0);
+        v.extend(unit(4, 3));
+        validate_vectors(&v, 4, 0).unwrap();
+        validate_vectors(&[], 4, 0).unwrap();
+        // Within tolerance.
+        validate_vectors(&[1.0005, 0.0], 2, 0).unwrap();
+    }
+
+    #[test]
+    fn validate_rejects_bad_rows_and_names_them() {
+        let good = unit(4, 1);
+        let cases: Vec<(Vec<f32>, &str)> = vec![
+            (vec![0.0; 4], "norm"),
+            (vec![f32::NAN, 1.0, 0.0, 0.0], "NaN"),
+            (vec![f32::INFINITY, 0.0, 0.0, 0.0], "inf"),
+            (vec![0.5, 0.5, 0.0, 0.0], "unit"),
+            (vec![2.0, 0.0, 0.0, 0.0], "unit"),
+        ];
+        for (bad, word) in cases {
+            let mut batch = good.clone();
+            batch.extend(&bad);
+            batch.extend(&good);
+            let err = validate_vectors(&batch, 4, 10).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(word), "{msg:?} should mention {word}");
+            assert!(msg.contains("row 11"), "{msg}");
+            assert_eq!(row_of(err), 11);
+        }
+    }
+
+    #[test]
+    fn validate_rejects_wrong_dims() {
+        let mut batch = unit(4, 0);
+        batch.extend([1.0, 0.0]);
+        let err = validate_vectors(&batch, 4, 7).unwrap_err();
+        assert_eq!(row_of(err), 8);
+        assert!(validate_vectors(&[1.0], 0, 0).is_err());
+    }
+
+    #[test]
+    fn query_checks() {
+        assert!(normalized_query(&[0.0, 0.0], 2).is_err());
+        assert!(normalized_query(&[f32::NAN, 1.0], 2).is_err());
+        assert!(normalized_query(&[1.0], 2).is_err());
+        let q = normalized_query(&[3.0, 4.0], 2).unwrap();
+        assert!((q[0] - 0.6).abs() < 1e-6 && (q[1] - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn dot_matches_naive() {
+        let mut rng = testutil::Rng::new(1);
+        for len in [0, 1, 7, 8, 9, 384, 385] {
+            let a: Vec<f32> = (0..len).map(|_| rng.gaussian()).collect();
+            let b: Vec<f32> = (0..len).map(|_| rng.gaussian()).collect();
+            let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - naive).abs() < 1e-3, "len {len}");
+        }
+    }
+
+    #[test]
+    fn topk_keeps_best_with_row_ties() {
+        let mut t = TopK::new(3);
+        for (row, score) in [(5, 0.5), (1, 0.9), (4, 0.5), (2, 0.1), (3, 0.5), (0, 0.9)] {
+            t.push(Hit { row, score });
+        }
+        let rows: Vec<usize> = t.into_sorted().iter().map(|h| h.row).collect();
+        assert_eq!(rows, vec![0, 1, 3]);
+        assert!(TopK::new(0).into_sorted().is_empty());
+    }
+}
