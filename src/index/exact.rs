@@ -65,11 +65,7 @@ impl VectorIndex for ExactIndex {
     }
 
     fn len(&self) -> usize {
-        if self.dim == 0 {
-            0
-        } else {
-            self.data.len() / self.dim
-        }
+        self.data.len().checked_div(self.dim).unwrap_or(0)
     }
 
     fn add(&mut self, vectors: &[f32]) -> Result<()> {
@@ -152,9 +148,15 @@ mod tests {
     fn k_larger_than_len_returns_all() {
         let index = ExactIndex::from_vectors(2, vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8]).unwrap();
         let hits = index.search(&[1.0, 0.0], 100).unwrap();
-        assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![0, 2, 1]);
+        assert_eq!(
+            hits.iter().map(|h| h.row).collect::<Vec<_>>(),
+            vec![0, 2, 1]
+        );
         assert!(index.search(&[1.0, 0.0], 0).unwrap().is_empty());
-        assert!(ExactIndex::new(2).search(&[1.0, 0.0], 5).unwrap().is_empty());
+        assert!(ExactIndex::new(2)
+            .search(&[1.0, 0.0], 5)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -165,7 +167,10 @@ mod tests {
         let hits = index.search(&[1.0, 0.0], 2).unwrap();
         assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![1, 2]);
         let hits = index.search(&[1.0, 0.0], 4).unwrap();
-        assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![1, 2, 3, 0]);
+        assert_eq!(
+            hits.iter().map(|h| h.row).collect::<Vec<_>>(),
+            vec![1, 2, 3, 0]
+        );
     }
 
     #[test]
