@@ -144,7 +144,11 @@ pub fn select(request: DeviceRequest) -> Result<Selected> {
             Some(reason) => Ok(Selected {
                 device: Device::Cpu,
                 name: "cpu".into(),
-                note: format!("cpu (auto: {reason})"),
+                note: if cuda_built() {
+                    format!("cpu (auto: {reason})")
+                } else {
+                    "cpu (auto: this build has no CUDA)".into()
+                },
             }),
         },
     }
@@ -198,6 +202,6 @@ mod tests {
         assert!(err.contains("built without CUDA"), "{err}");
         let auto = select(DeviceRequest::Auto).unwrap();
         assert!(auto.device.is_cpu());
-        assert!(auto.note.contains("without CUDA"));
+        assert!(auto.note.contains("no CUDA"));
     }
 }

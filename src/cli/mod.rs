@@ -314,16 +314,19 @@ fn load_embedder(g: &Global, library_model: Option<&str>, bar: &progress::Bar) -
         normalize: Some(true),
         ..EmbedderConfig::default()
     };
-    let embedder = Embedder::new(&config, bar)?;
+    Ok(Embedder::new(&config, bar)?)
+}
+
+/// Says which model and device a bulk embedding runs on.
+fn announce(g: &Global, embedder: &Embedder, texts: usize) {
     note(
         g,
         &format!(
-            "papersim: model {} on {}",
+            "papersim: embedding {texts} texts with {} on {}",
             embedder.files().id,
             embedder.device_note()
         ),
     );
-    Ok(embedder)
 }
 
 fn open_library(g: &Global) -> Result<Library> {
@@ -405,6 +408,7 @@ fn embed(
         load_embedder(&g, None, &bar)?
     };
     let texts: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
+    announce(g, &embedder, texts.len());
     let (vectors, _) = embedder.embed_with(&texts, &bar)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -859,6 +863,7 @@ fn triage(
     }
     let texts: Vec<String> = papers.iter().map(|(_, p)| p.embedding_text()).collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    announce(g, &embedder, refs.len());
     let (vectors, _) = embedder.embed_with(&refs, &bar)?;
     let like_vecs: Vec<&[f32]> = like_rows.iter().map(|&r| lib.vector(r)).collect();
     let unlike_vecs: Vec<&[f32]> = unlike_rows.iter().map(|&r| lib.vector(r)).collect();
