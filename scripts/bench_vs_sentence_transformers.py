@@ -39,7 +39,10 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--papersim", default=str(REPO / "target/release/papersim"))
     p.add_argument("--python", default=str(REPO / ".venv-bench/bin/python"))
-    p.add_argument("--model", default=str(REPO / "models/sentence-transformers/all-MiniLM-L6-v2"))
+    p.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2",
+                   help="model id for papersim (it resolves models/<id>/)")
+    p.add_argument("--model-dir", default=str(REPO / "models/sentence-transformers/all-MiniLM-L6-v2"),
+                   help="the same model's directory, for sentence-transformers")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--limit", type=int, default=1000, help="texts (the sample digest repeated)")
     p.add_argument("--texts", help="digest or text file [default: papersim's bundled sample]")
@@ -55,7 +58,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     for path, what in [(args.papersim, "cargo build --release"),
                        (args.python, "scripts/setup-bench-venv.sh"),
-                       (args.model, "papersim provisions it on first use")]:
+                       (args.model_dir, "papersim provisions it on first use")]:
         if not Path(path).exists():
             sys.exit(f"{path} is missing ({what})")
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
@@ -82,7 +85,7 @@ def main() -> int:
     papersim_rate = by_batch[args.st_batch_size]["texts_per_s"]
 
     # 2. sentence-transformers on the same texts.
-    cmd = [args.python, str(REPO / "scripts/st_encode.py"), "--model", args.model,
+    cmd = [args.python, str(REPO / "scripts/st_encode.py"), "--model", args.model_dir,
            "--threads", str(args.threads), "--batch-size", str(args.st_batch_size),
            "--texts", str(texts_file)]
     print("$ " + " ".join(cmd), flush=True)
@@ -97,7 +100,7 @@ def main() -> int:
                           "embed", "-", "--lines", "--format", "jsonl"],
                          env=env, stdin=QUERY + "\n")
         papersim_cold.append(s)
-        s, _ = timed_run([args.python, str(REPO / "scripts/st_encode.py"), "--model", args.model,
+        s, _ = timed_run([args.python, str(REPO / "scripts/st_encode.py"), "--model", args.model_dir,
                           "--threads", str(args.threads), "--query", QUERY], env=env)
         st_cold.append(s)
 
