@@ -108,6 +108,20 @@ pub fn cuda_unavailable_reason(ordinal: usize) -> Option<String> {
     }
 }
 
+/// The name of CUDA device `ordinal` (e.g. "NVIDIA H200"), or `None` when it cannot be opened.
+pub fn gpu_name(ordinal: usize) -> Option<String> {
+    #[cfg(feature = "cuda")]
+    {
+        use candle_core::cuda_backend::cudarc::driver::CudaContext;
+        CudaContext::new(ordinal).ok()?.name().ok()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = ordinal;
+        None
+    }
+}
+
 /// A chosen device with a description of why it was chosen.
 #[derive(Debug, Clone)]
 pub struct Selected {

@@ -3,9 +3,11 @@
 //! Pipeline stages, one module each: digest parsing ([`digest`]), model resolution
 //! ([`model`]) and provisioning ([`provision`]), tokenisation and batching ([`tokenize`]), the
 //! BERT forward pass ([`bert`]), pooling and normalisation ([`pooling`]), the encoder that ties
-//! them together ([`embedder`]), devices ([`device`]), the vector index ([`index`]), the
-//! on-disk library ([`store`]) and the recommender ([`recommend`]).
+//! them together ([`embedder`]), devices ([`device`]), the encoding benchmark ([`bench`]), the
+//! vector index ([`index`]), the on-disk library ([`store`]) and the recommender
+//! ([`recommend`]).
 
+pub mod bench;
 pub mod bert;
 pub mod device;
 pub mod digest;

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and one function per subcommand. The only
 //! part of papersim that imports clap or prints.
 
+mod bench;
 mod output;
 mod progress;
 
@@ -156,6 +157,8 @@ enum Command {
         #[command(flatten)]
         rank: RankArgs,
     },
+    /// Measure encoding speed and agreement per device, dtype and batch size.
+    Bench(bench::BenchArgs),
     /// Rank a new digest's papers for the reader, without ingesting it first.
     Triage {
         digest: PathBuf,
@@ -247,6 +250,7 @@ pub fn run(args: Args) -> Result<()> {
             format,
         } => ingest(g, paths, input_format, date.as_deref(), *wait, *format),
         Command::Info { format } => info(g, *format),
+        Command::Bench(a) => bench::bench(g, a),
         Command::Index {
             action:
                 IndexAction::Rebuild {
