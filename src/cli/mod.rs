@@ -500,14 +500,28 @@ fn ingest_digests(
     bar: &progress::Bar,
 ) -> Result<IngestReport> {
     let dir = library_dir(g);
-    let lock = WriteLock::acquire(&dir, wait)?;
-    let existing = Library::exists(&dir);
-    let mut lib = if existing {
+    // Everything that can fail without writing (the library, the model, whether they match)
+    // is checked before the write lock is taken, so such a failure leaves the library
+    // directory, the lock file included, exactly as it was.
+    let mut lib = if Library::exists(&dir) {
         Some(Library::open(&dir)?)
     } else {
         None
     };
     let embedder = load_embedder(g, lib.as_ref().map(|l| l.manifest().model.id.as_str()), bar)?;
+    if let Some(l) = &lib {
+        l.check_model(embedder.files())?;
+    }
+    let lock = WriteLock::acquire(&dir, wait)?;
+    // Another writer may have committed while we loaded the model or waited for the lock.
+    if Library::exists(&dir) {
+        let current = std::fs::read(dir.join("manifest.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<store::Manifest>(&b).ok());
+        if lib.is_none() || current.as_ref() != lib.as_ref().map(|l| l.manifest()) {
+            lib = Some(Library::open(&dir)?);
+        }
+    }
     let mut lib = match lib.take() {
         Some(l) => l,
         None => Library::create(
