@@ -272,6 +272,16 @@ fn cli_writes_json_table_svg_and_texts() {
     assert_eq!(report["texts"]["distinct"], 79);
     assert_eq!(report["texts"]["kind"], "digest");
 
+    // A saved report renders again without running: the same JSON comes back.
+    let again = papersim()
+        .args(["bench", "--format", "json", "--report"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again, report);
+
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(chart.contains("<svg"), "not an SVG");
     assert!(chart.contains("cpu f32"), "the legend names the run");
