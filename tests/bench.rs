@@ -326,6 +326,34 @@ fn cli_json_goes_to_stdout_and_bad_flags_fail() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_schema(&report);
 
+    // Nothing can run (half precision on the CPU): the table still says why, and the chart too.
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("none.svg");
+    let out = papersim()
+        .args([
+            "bench",
+            "--devices",
+            "cpu",
+            "--dtypes",
+            "f16",
+            "--limit",
+            "1",
+            "--quiet",
+        ])
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cpu      f16   skipped"));
+    assert!(std::fs::read_to_string(&svg)
+        .unwrap()
+        .contains("half precision"));
+
     for bad in [
         ["--devices", "tpu"],
         ["--dtypes", "f8"],

@@ -299,7 +299,7 @@ fn plot(r: &BenchReport, path: &Path) -> Result<()> {
         bmax = bmax.max(b.batch_size);
     }
     if runs.is_empty() || !lo.is_finite() || hi <= 0.0 {
-        bail!("--plot: no run produced figures to draw");
+        return nothing_ran(r, path);
     }
     // Whole decades on the y axis, so that it always carries labels; the x axis is log2 of the
     // batch size on a linear scale, so that its ticks fall on the powers of two.
@@ -377,6 +377,36 @@ fn plot(r: &BenchReport, path: &Path) -> Result<()> {
                     (90, 6),
                 )
                 .map_err(plot_err)?;
+        }
+        root.present().map_err(plot_err)?;
+    }
+    std::fs::write(path, svg).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+/// A chart that says why there is no line to draw, so `--plot` always leaves its file.
+fn nothing_ran(r: &BenchReport, path: &Path) -> Result<()> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 200)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let font = ("sans-serif", 14).into_font().color(&BLACK);
+        root.draw_text("papersim bench: no device and dtype ran", &font, (20, 20))
+            .map_err(plot_err)?;
+        for (i, run) in r.runs.iter().enumerate() {
+            let line = format!(
+                "{} {}: {}: {}",
+                run.device,
+                run.dtype,
+                run.status,
+                run.reason.as_deref().unwrap_or("")
+            );
+            root.draw_text(
+                &line,
+                &("sans-serif", 11).into_font().color(&BLACK),
+                (20, 50 + 18 * i as i32),
+            )
+            .map_err(plot_err)?;
         }
         root.present().map_err(plot_err)?;
     }
