@@ -97,6 +97,9 @@ _papersim_cuda_link_names() {
         return 1
     fi
     gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$lib/stubs/libcuda.so" "$src" || return 1
+    # Under its run-time name too, so a CUDA build can be started here to see its no-GPU path:
+    #     LD_LIBRARY_PATH=$CUDA_ROOT/lib/stubs:$LD_LIBRARY_PATH target-cuda/release/papersim ...
+    ln -sf libcuda.so "$lib/stubs/libcuda.so.1"
 }
 
 _papersim_cuda_main "$@"

@@ -29,6 +29,10 @@ cat "$here/MANIFEST.txt" 2>/dev/null | head -8
 
 # The CUDA libraries the binary links to, beyond the driver: the pack's own libcudart first.
 libdirs="$here/lib"
+# The driver (libcuda.so.1) is usually on the loader's path already; some images mount it here.
+for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
+    [ -e "$d/libcuda.so.1" ] && libdirs="$libdirs:$d"
+done
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu; do
     [ -e "$d/libcublas.so.13" ] && libdirs="$libdirs:$d"
 done

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::device::{self, DeviceRequest, Precision};
 use crate::digest::{self, ParseOptions};
@@ -179,7 +179,7 @@ pub fn measure(
 }
 
 /// The whole report, as `papersim bench --format json` writes it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchReport {
     pub schema: String,
     pub machine: Machine,
@@ -191,7 +191,7 @@ pub struct BenchReport {
     pub runs: Vec<Run>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     pub cpu_model: String,
     /// Threads candle and rayon use for the CPU encoder.
@@ -202,20 +202,20 @@ pub struct Machine {
     pub arch: String,
     /// The 1-minute load average as the run began (Linux): on a shared machine, other
     /// processes' work lowers every CPU figure.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_average: Option<f64>,
     /// GPUs of the requested CUDA ordinals that could be opened.
     pub gpus: Vec<Gpu>,
     pub build: Build,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Gpu {
     pub device: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Build {
     pub papersim_version: String,
     /// Cargo features compiled in (`cuda` or none).
@@ -224,7 +224,7 @@ pub struct Build {
     pub profile: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelSummary {
     pub id: String,
     pub dir: String,
@@ -235,7 +235,7 @@ pub struct ModelSummary {
     pub weights_dtype: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TextsSummary {
     pub source: String,
     pub kind: String,
@@ -247,7 +247,7 @@ pub struct TextsSummary {
     pub truncated: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     pub devices: Vec<String>,
     pub dtypes: Vec<String>,
@@ -261,31 +261,31 @@ pub struct Settings {
 }
 
 /// One device and precision.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     pub device: String,
     pub dtype: String,
     /// `ok`, `skipped` (cannot run here: see `reason`) or `failed` (started and broke).
     pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Opening the device (a CUDA context), in seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_init_s: Option<f64>,
     /// Loading the weights onto the device, in seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_s: Option<f64>,
     /// One-at-a-time vectors against CPU float32 one-at-a-time vectors.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vs_cpu_f32: Option<Agreement>,
     /// Batched vectors (all batch sizes) against one-at-a-time vectors of this run.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batched_vs_single: Option<Agreement>,
     pub results: Vec<BatchResult>,
 }
 
 /// One batch size of one run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchResult {
     pub batch_size: usize,
     /// Batches in one pass over the texts.
@@ -305,7 +305,7 @@ pub struct BatchResult {
 }
 
 /// Per-batch latency.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Latency {
     pub p50: f64,
     pub p95: f64,
@@ -313,7 +313,7 @@ pub struct Latency {
 }
 
 /// 1 − cosine over compared vectors.
-#[derive(Debug, Clone, Copy, Serialize, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default)]
 pub struct Agreement {
     pub mean: f64,
     pub max: f64,

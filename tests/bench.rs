@@ -272,6 +272,16 @@ fn cli_writes_json_table_svg_and_texts() {
     assert_eq!(report["texts"]["distinct"], 79);
     assert_eq!(report["texts"]["kind"], "digest");
 
+    // A saved report renders again without running: the same JSON comes back.
+    let again = papersim()
+        .args(["bench", "--format", "json", "--report"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again, report);
+
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(chart.contains("<svg"), "not an SVG");
     assert!(chart.contains("cpu f32"), "the legend names the run");
@@ -315,6 +325,34 @@ fn cli_json_goes_to_stdout_and_bad_flags_fail() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_schema(&report);
+
+    // Nothing can run (half precision on the CPU): the table still says why, and the chart too.
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("none.svg");
+    let out = papersim()
+        .args([
+            "bench",
+            "--devices",
+            "cpu",
+            "--dtypes",
+            "f16",
+            "--limit",
+            "1",
+            "--quiet",
+        ])
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cpu      f16   skipped"));
+    assert!(std::fs::read_to_string(&svg)
+        .unwrap()
+        .contains("half precision"));
 
     for bad in [
         ["--devices", "tpu"],

@@ -54,6 +54,10 @@ pub struct BenchArgs {
     /// Write the encoded texts, one JSON string per line, for other encoders to run the same.
     #[arg(long)]
     save_texts: Option<PathBuf>,
+    /// Render a saved JSON report (table, --json, --plot) instead of running: e.g. the report
+    /// of a GPU machine, drawn here.
+    #[arg(long, conflicts_with_all = ["texts", "save_texts"])]
+    report: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,6 +67,38 @@ enum BenchFormat {
 }
 
 pub fn bench(g: &Global, args: &BenchArgs) -> Result<()> {
+    let report = match &args.report {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            serde_json::from_str::<BenchReport>(&text)
+                .with_context(|| format!("{}: not a papersim bench report", path.display()))?
+        }
+        None => measure(g, args)?,
+    };
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        plot(&report, path)?;
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        BenchFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        BenchFormat::Table => table(&mut out, &report)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs the benchmark the flags describe.
+fn measure(g: &Global, args: &BenchArgs) -> Result<BenchReport> {
     let config = BenchConfig {
         model: g
             .model
@@ -93,27 +129,7 @@ pub fn bench(g: &Global, args: &BenchArgs) -> Result<()> {
         eprintln!("papersim: warning: this is a debug build; its figures are not meaningful (use --release)");
     }
     let bar = progress::Bar::new(g.quiet);
-    let report = papersim::bench::run(&config, &texts, &bar)?;
-
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-    }
-    if let Some(path) = &args.plot {
-        plot(&report, path)?;
-    }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match args.format {
-        BenchFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        BenchFormat::Table => table(&mut out, &report)?,
-    }
-    out.flush()?;
-    Ok(())
+    Ok(papersim::bench::run(&config, &texts, &bar)?)
 }
 
 fn parse_list<T>(items: &[String], flag: &str) -> Result<Vec<T>>
@@ -283,7 +299,7 @@ fn plot(r: &BenchReport, path: &Path) -> Result<()> {
         bmax = bmax.max(b.batch_size);
     }
     if runs.is_empty() || !lo.is_finite() || hi <= 0.0 {
-        bail!("--plot: no run produced figures to draw");
+        return nothing_ran(r, path);
     }
     // Whole decades on the y axis, so that it always carries labels; the x axis is log2 of the
     // batch size on a linear scale, so that its ticks fall on the powers of two.
@@ -293,13 +309,15 @@ fn plot(r: &BenchReport, path: &Path) -> Result<()> {
 
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (900, 580)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
+        // The chart above, a line naming the runs that did not run below.
+        let (upper, lower) = root.split_vertically(555);
         let title = format!(
             "papersim encoding throughput: {} texts, {}",
             r.texts.count, r.model.id
         );
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(&upper)
             .caption(title, ("sans-serif", 20))
             .margin(15)
             .x_label_area_size(45)
@@ -352,10 +370,41 @@ fn plot(r: &BenchReport, path: &Path) -> Result<()> {
             .map(|run| format!("{} {}", run.device, run.dtype))
             .collect();
         if !skipped.is_empty() {
+            lower
+                .draw_text(
+                    &format!("not run (see the report for why): {}", skipped.join(", ")),
+                    &("sans-serif", 12).into_font().color(&BLACK),
+                    (90, 6),
+                )
+                .map_err(plot_err)?;
+        }
+        root.present().map_err(plot_err)?;
+    }
+    std::fs::write(path, svg).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
+}
+
+/// A chart that says why there is no line to draw, so `--plot` always leaves its file.
+fn nothing_ran(r: &BenchReport, path: &Path) -> Result<()> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 200)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let font = ("sans-serif", 14).into_font().color(&BLACK);
+        root.draw_text("papersim bench: no device and dtype ran", &font, (20, 20))
+            .map_err(plot_err)?;
+        for (i, run) in r.runs.iter().enumerate() {
+            let line = format!(
+                "{} {}: {}: {}",
+                run.device,
+                run.dtype,
+                run.status,
+                run.reason.as_deref().unwrap_or("")
+            );
             root.draw_text(
-                &format!("not run (see the report for why): {}", skipped.join(", ")),
-                &("sans-serif", 12).into_font().color(&BLACK),
-                (90, 540),
+                &line,
+                &("sans-serif", 11).into_font().color(&BLACK),
+                (20, 50 + 18 * i as i32),
             )
             .map_err(plot_err)?;
         }
