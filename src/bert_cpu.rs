@@ -191,15 +191,6 @@ impl CpuBert {
         self.hidden
     }
 
-    pub fn activation(&self) -> Activation {
-        self.activation
-    }
-
-    /// Overrides the feed-forward activation (to compare the tanh approximation with erf).
-    pub fn set_activation(&mut self, activation: Activation) {
-        self.activation = activation;
-    }
-
     /// Hidden states `[batch, len, hidden]` for `ids`, `type_ids` and `mask`, each
     /// `[batch, len]` row-major (mask: non-zero for real tokens). Padded positions come back
     /// as zeros. `profile`, when given, receives the time of each stage.
@@ -291,17 +282,18 @@ impl CpuBert {
         x.par_chunks_mut(block * h)
             .zip(cells_of_rows.par_chunks(block))
             .for_each(|(xb, cells)| {
-                simd(|| {
-                    for (row, &c) in xb.chunks_exact_mut(h).zip(cells) {
-                        let word = &self.word[ids[c] as usize * h..][..h];
-                        let pos = &self.position[(c % len) * h..][..h];
-                        let typ = &self.token_type[type_ids[c] as usize * h..][..h];
-                        for (((o, w), p), t) in row.iter_mut().zip(word).zip(pos).zip(typ) {
-                            *o = w + p + t;
-                        }
+                for (row, &c) in xb.chunks_exact_mut(h).zip(cells) {
+                    let word = &self.word[ids[c] as usize * h..][..h];
+                    let pos = &self.position[(c % len) * h..][..h];
+                    let typ = &self.token_type[type_ids[c] as usize * h..][..h];
+                    for (((o, w), p), t) in row.iter_mut().zip(word).zip(pos).zip(typ) {
+                        *o = w + p + t;
                     }
-                    layer_norm_rows(xb, &self.embed_norm, h);
-                })
+                }
+                run(Kernel::LayerNorm {
+                    x: xb,
+                    norm: &self.embed_norm,
+                });
             });
     }
 
@@ -324,7 +316,7 @@ impl CpuBert {
         qkv.par_chunks_mut(block * 3 * h)
             .zip(x.par_chunks(block * h))
             .for_each(|(out, xb)| {
-                simd(|| fill_rows(out, &l.qkv.b));
+                run(Kernel::FillRows { out, row: &l.qkv.b });
                 dense_acc(out, xb, &l.qkv);
             });
         if let Some(p) = profile.as_deref_mut() {
@@ -366,10 +358,16 @@ impl CpuBert {
             .zip(ctx.par_chunks(block * h))
             .map(|(xb, cb)| {
                 let mut clock = Clock::new(timing);
-                simd(|| add_rows(xb, &l.attn_out.b));
+                run(Kernel::AddRows {
+                    out: xb,
+                    row: &l.attn_out.b,
+                });
                 dense_acc(xb, cb, &l.attn_out);
                 let product = clock.lap();
-                simd(|| layer_norm_rows(xb, &l.attn_norm, h));
+                run(Kernel::LayerNorm {
+                    x: xb,
+                    norm: &l.attn_norm,
+                });
                 [product, clock.lap(), Duration::ZERO]
             })
             .reduce(|| [Duration::ZERO; 3], add_times);
@@ -394,18 +392,27 @@ impl CpuBert {
                 let rows = xb.len() / h;
                 scratch.resize(rows * inner, 0.0);
                 let mid = &mut scratch[..];
-                simd(|| fill_rows(mid, &l.ffn_in.b));
+                run(Kernel::FillRows {
+                    out: mid,
+                    row: &l.ffn_in.b,
+                });
                 dense_acc(mid, xb, &l.ffn_in);
                 let first = clock.lap();
-                simd(|| match self.activation {
-                    Activation::GeluErf => mid.iter_mut().for_each(|v| *v = gelu_erf(*v)),
-                    Activation::GeluTanh => mid.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
+                run(Kernel::Activation {
+                    x: mid,
+                    activation: self.activation,
                 });
                 let gelu = clock.lap();
-                simd(|| add_rows(xb, &l.ffn_out.b));
+                run(Kernel::AddRows {
+                    out: xb,
+                    row: &l.ffn_out.b,
+                });
                 dense_acc(xb, mid, &l.ffn_out);
                 let second = clock.lap();
-                simd(|| layer_norm_rows(xb, &l.out_norm, h));
+                run(Kernel::LayerNorm {
+                    x: xb,
+                    norm: &l.out_norm,
+                });
                 [first, gelu, second, clock.lap()]
             })
             .reduce(|| [Duration::ZERO; 4], add_times);
@@ -448,7 +455,11 @@ impl CpuBert {
             let v = MatRef::new(&rows[2 * h + head * d..], n, d, stride, 1);
             matmul(MatMut::new(scores, n, n, n), q, kt, false);
             times[0] += clock.lap();
-            simd(|| softmax_rows(scores, n, scale));
+            run(Kernel::Softmax {
+                s: scores,
+                n,
+                scale,
+            });
             times[1] += clock.lap();
             let p = MatRef::new(scores, n, n, n, 1);
             matmul(MatMut::new(&mut out[head * d..], n, d, h), p, v, false);
@@ -490,11 +501,53 @@ impl Clock {
     }
 }
 
-/// Runs `f` compiled for the best vector extension this CPU has (AVX-512, AVX2+FMA, …).
-/// The kernels below are `#[inline(always)]` so that they are compiled inside `f`.
-#[inline(always)]
-fn simd<R>(f: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(f)
+/// The element-wise kernels, as data, so that [`run`] can compile them for the best vector
+/// extension the CPU has.
+enum Kernel<'a> {
+    /// Copies `row` into every row of `out`.
+    FillRows { out: &'a mut [f32], row: &'a [f32] },
+    /// Adds `row` to every row of `out`.
+    AddRows { out: &'a mut [f32], row: &'a [f32] },
+    /// Layer norm of every row of `x`, in place.
+    LayerNorm { x: &'a mut [f32], norm: &'a Norm },
+    /// softmax(scale · row) of every `n`-wide row of `s`, in place.
+    Softmax {
+        s: &'a mut [f32],
+        n: usize,
+        scale: f32,
+    },
+    /// The feed-forward non-linearity on every element of `x`.
+    Activation {
+        x: &'a mut [f32],
+        activation: Activation,
+    },
+}
+
+impl pulp::WithSimd for Kernel<'_> {
+    type Output = ();
+
+    // `pulp` calls this from a function compiled with the detected target features (AVX-512,
+    // AVX2 + FMA, …); everything below is `#[inline(always)]` so that it is compiled there
+    // too. (A closure would not do: the compiler may decline to inline a large one, and it
+    // then runs as baseline x86-64 code, with `mul_add` as a library call.)
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        match self {
+            Kernel::FillRows { out, row } => fill_rows(out, row),
+            Kernel::AddRows { out, row } => add_rows(out, row),
+            Kernel::LayerNorm { x, norm } => layer_norm_rows(x, norm),
+            Kernel::Softmax { s, n, scale } => softmax_rows(s, n, scale),
+            Kernel::Activation { x, activation } => match activation {
+                Activation::GeluErf => x.iter_mut().for_each(|v| *v = gelu_erf(*v)),
+                Activation::GeluTanh => x.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
+            },
+        }
+    }
+}
+
+/// Runs a kernel compiled for the best vector extension this CPU has.
+fn run(kernel: Kernel) {
+    pulp::Arch::new().dispatch(kernel)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,7 +724,8 @@ fn lane_max(x: &[f32]) -> f32 {
 /// Layer norm of each row of `x` in place (two passes: mean, then variance of the deviations,
 /// as PyTorch computes it).
 #[inline(always)]
-fn layer_norm_rows(x: &mut [f32], norm: &Norm, h: usize) {
+fn layer_norm_rows(x: &mut [f32], norm: &Norm) {
+    let h = norm.gamma.len();
     let inv_h = 1.0 / h as f32;
     for row in x.chunks_exact_mut(h) {
         let mean = lane_sum(row) * inv_h;
@@ -844,7 +898,11 @@ mod tests {
     #[test]
     fn softmax_rows_sum_to_one() {
         let mut s: Vec<f32> = (0..3 * 37).map(|v| (v % 11) as f32 - 5.0).collect();
-        simd(|| softmax_rows(&mut s, 37, 0.3));
+        run(Kernel::Softmax {
+            s: &mut s,
+            n: 37,
+            scale: 0.3,
+        });
         for row in s.chunks_exact(37) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         }
