@@ -134,6 +134,7 @@ fn refused_by(mut command: Command, lib: &Path, needles: &[&str]) -> String {
         "{err}"
     );
     assert_eq!(snapshot(lib), before, "{command:?} changed the library");
+    eprintln!("refused: {}", err.lines().next().unwrap_or_default());
     err
 }
 
