@@ -4,7 +4,8 @@
 //! ([`model`]) and provisioning ([`provision`]), tokenisation and batching ([`tokenize`]), the
 //! BERT forward pass ([`bert`]), pooling and normalisation ([`pooling`]), the encoder that ties
 //! them together ([`embedder`]), devices ([`device`]), the vector index ([`index`]), the
-//! on-disk library ([`store`]) and the recommender ([`recommend`]).
+//! on-disk library ([`store`]) with its lexical (BM25) index ([`lexical`]), and the
+//! recommender ([`recommend`]).
 
 pub mod bert;
 pub mod device;
@@ -12,6 +13,7 @@ pub mod digest;
 pub mod embedder;
 pub mod error;
 pub mod index;
+pub mod lexical;
 pub mod model;
 pub mod npy;
 pub mod paper;
