@@ -4,14 +4,15 @@
 //! ([`model`]) and provisioning ([`provision`]), tokenisation and batching ([`tokenize`]), the
 //! BERT forward pass ([`bert`]), pooling and normalisation ([`pooling`]), the encoder that ties
 //! them together ([`embedder`]), devices ([`device`]), the vector index ([`index`]), the
-//! on-disk library ([`store`]) with its lexical (BM25) index ([`lexical`]), and the
-//! recommender ([`recommend`]).
+//! on-disk library ([`store`]) with its lexical (BM25) index ([`lexical`]), the recommender
+//! ([`recommend`]) and its dense, lexical and hybrid ranking modes ([`hybrid`]).
 
 pub mod bert;
 pub mod device;
 pub mod digest;
 pub mod embedder;
 pub mod error;
+pub mod hybrid;
 pub mod index;
 pub mod lexical;
 pub mod model;
