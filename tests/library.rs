@@ -44,6 +44,14 @@ fn exact_top10(lib: &Library, row: usize) -> Vec<String> {
         .collect()
 }
 
+fn lexical_top10(lib: &Library, row: usize) -> Vec<(String, f32)> {
+    let lex = lib.lexical().unwrap();
+    lex.search(&lex.query(&lib.lexical_text(row)), 10)
+        .into_iter()
+        .map(|h| (lib.papers()[h.row].id.clone(), h.score))
+        .collect()
+}
+
 /// One test builds both libraries, since embedding 515 papers twice is the expensive part.
 #[test]
 fn incremental_equals_one_go_and_every_paper_is_stored_once() {
@@ -90,6 +98,11 @@ fn incremental_equals_one_go_and_every_paper_is_stored_once() {
             exact_top10(&inc, inc_row),
             exact_top10(&one, row),
             "top-10 of {id}"
+        );
+        assert_eq!(
+            lexical_top10(&inc, inc_row),
+            lexical_top10(&one, row),
+            "lexical top-10 of {id}"
         );
     }
 
@@ -283,6 +296,16 @@ fn a_killed_ingest_leaves_a_consistent_library() {
         assert_eq!(
             hnsw[0].row, 0,
             "attempt {attempt}: graph disagrees with vectors"
+        );
+        let lex = lib
+            .lexical()
+            .unwrap_or_else(|e| panic!("attempt {attempt}: lexical index: {e}"));
+        assert_eq!(lex.len(), lib.len(), "attempt {attempt}: lexical index");
+        let last = lib.len() - 1;
+        let top = lex.search(&lex.query(&lib.lexical_text(last)), 1);
+        assert_eq!(
+            top[0].row, last,
+            "attempt {attempt}: lexical index disagrees with the papers"
         );
         if lib.len() == expected.len() {
             // Start over from the seed-only state to test more kill points.
