@@ -5,7 +5,8 @@
 //! BERT forward pass ([`bert`], with its CPU fast path [`bert_cpu`]), pooling and normalisation
 //! ([`pooling`]), the encoder that ties them together ([`embedder`]), devices ([`device`]), the
 //! encoding benchmark ([`bench`]), the vector index ([`index`]), the on-disk library ([`store`])
-//! and the recommender ([`recommend`]).
+//! with its lexical (BM25) index ([`lexical`]), the recommender ([`recommend`]) and its dense,
+//! lexical and hybrid ranking modes ([`hybrid`]).
 
 pub mod bench;
 pub mod bert;
@@ -14,7 +15,9 @@ pub mod device;
 pub mod digest;
 pub mod embedder;
 pub mod error;
+pub mod hybrid;
 pub mod index;
+pub mod lexical;
 pub mod model;
 pub mod npy;
 pub mod paper;

@@ -297,7 +297,7 @@ pub fn recommend(
 }
 
 /// Interleaves a score-sorted list across the liked papers the items are closest to.
-fn round_robin(sorted: Vec<Ranked>, k: usize) -> Vec<Ranked> {
+pub(crate) fn round_robin(sorted: Vec<Ranked>, k: usize) -> Vec<Ranked> {
     let mut queues: Vec<(usize, std::collections::VecDeque<Ranked>)> = Vec::new();
     let mut slot: HashMap<Option<usize>, usize> = HashMap::new();
     for r in sorted {
@@ -318,12 +318,12 @@ fn round_robin(sorted: Vec<Ranked>, k: usize) -> Vec<Ranked> {
     out
 }
 
-fn sort_ranked(v: &mut [Ranked]) {
+pub(crate) fn sort_ranked(v: &mut [Ranked]) {
     v.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
 }
 
 /// Applies the date window, the minimum score, diversity and k.
-fn finish(lib: &Library, ranked: Vec<Ranked>, opts: &RankOptions) -> Vec<Ranked> {
+pub(crate) fn finish(lib: &Library, ranked: Vec<Ranked>, opts: &RankOptions) -> Vec<Ranked> {
     let kept: Vec<Ranked> = ranked
         .into_iter()
         .filter(|r| opts.min_score.is_none_or(|m| r.score >= m))

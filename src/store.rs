@@ -5,7 +5,8 @@
 //! Layout of `<library>/`:
 //! - `manifest.json` — the commit point: format version, model, index parameters, counts, and
 //!   the names of the current generation's files.
-//! - `papers.<gen>.jsonl`, `embeddings.<gen>.npy`, `graph.<gen>/` — one generation.
+//! - `papers.<gen>.jsonl`, `embeddings.<gen>.npy`, `graph.<gen>/`, `lexical.<gen>.bin` (the
+//!   BM25 index, see [`crate::lexical`]) — one generation.
 //! - `lock` — held by the one writer.
 //!
 //! A writer builds generation g+1 beside g, fsyncs it, then renames `manifest.json.tmp` over
@@ -27,6 +28,7 @@ use crate::embedder::Embedder;
 use crate::index::{
     validate_vectors, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex, EXACT_THRESHOLD,
 };
+use crate::lexical::{paper_text, LexicalIndex};
 use crate::model::ModelFiles;
 use crate::paper::{embedding_text, normalize_title};
 use crate::pooling::Pooling;
@@ -77,6 +79,10 @@ pub struct GenerationFiles {
     pub papers: String,
     pub embeddings: String,
     pub graph: String,
+    /// The lexical index; absent in libraries written before papersim had one, which build it
+    /// from their papers on first use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexical: Option<String>,
 }
 
 /// `manifest.json`.
@@ -167,6 +173,9 @@ pub struct Library {
     hnsw: OnceLock<HnswIndex>,
     /// A graph changed in memory, to be written by the next commit.
     hnsw_dirty: Option<HnswIndex>,
+    lexical: OnceLock<LexicalIndex>,
+    /// A lexical index changed in memory, to be written by the next commit.
+    lexical_dirty: Option<LexicalIndex>,
     dirty: bool,
 }
 
@@ -255,6 +264,14 @@ impl Library {
                 });
             }
         }
+        if let Some(name) = &manifest.files.lexical {
+            if name.contains('/') || name.contains('\\') || name.starts_with('.') {
+                return Err(Error::Library {
+                    path: manifest_path,
+                    reason: format!("file name `{name}` escapes the library"),
+                });
+            }
+        }
 
         let papers_path = root.join(&manifest.files.papers);
         let text = fs::read(&papers_path).map_err(|e| Error::io(&papers_path, e))?;
@@ -303,6 +320,8 @@ impl Library {
             by_title: HashMap::new(),
             hnsw: OnceLock::new(),
             hnsw_dirty: None,
+            lexical: OnceLock::new(),
+            lexical_dirty: None,
             dirty: false,
         };
         lib.reindex_maps()?;
@@ -324,6 +343,7 @@ impl Library {
                     papers: String::new(),
                     embeddings: String::new(),
                     graph: String::new(),
+                    lexical: None,
                 },
                 digests: Vec::new(),
                 updated: now(),
@@ -334,6 +354,8 @@ impl Library {
             by_title: HashMap::new(),
             hnsw: OnceLock::new(),
             hnsw_dirty: Some(HnswIndex::new(dim, index, 1024)?),
+            lexical: OnceLock::new(),
+            lexical_dirty: Some(LexicalIndex::new()),
             dirty: true,
         })
     }
@@ -448,6 +470,73 @@ impl Library {
         }
     }
 
+    /// The lexical (BM25) index of the papers' titles and abstracts, loaded on first use; a
+    /// library written before papersim had one gets it built from its papers.
+    pub fn lexical(&self) -> Result<&LexicalIndex> {
+        if let Some(l) = &self.lexical_dirty {
+            return Ok(l);
+        }
+        if let Some(l) = self.lexical.get() {
+            return Ok(l);
+        }
+        let loaded = self.load_lexical(self.len())?;
+        Ok(self.lexical.get_or_init(|| loaded))
+    }
+
+    /// The text the lexical index holds for row `row`.
+    pub fn lexical_text(&self, row: usize) -> String {
+        let p = &self.papers[row];
+        paper_text(&p.title, &p.abstract_text)
+    }
+
+    /// The committed lexical index, which must cover the first `rows` papers.
+    fn load_lexical(&self, rows: usize) -> Result<LexicalIndex> {
+        let name = match &self.manifest.files.lexical {
+            Some(name) if self.manifest.generation > 0 => name,
+            _ => return Ok(LexicalIndex::build((0..rows).map(|r| self.lexical_text(r)))),
+        };
+        let path = self.root.join(name);
+        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let index = LexicalIndex::from_bytes(&bytes).map_err(|reason| Error::Library {
+            path: path.clone(),
+            reason: format!("{reason}; run `papersim index rebuild` to rebuild it"),
+        })?;
+        if index.len() != rows {
+            return Err(Error::Library {
+                path,
+                reason: format!(
+                    "indexes {} papers but the library has {rows}; run `papersim index rebuild`",
+                    index.len()
+                ),
+            });
+        }
+        Ok(index)
+    }
+
+    /// Appends the papers from row `first` on to the lexical index.
+    fn append_lexical(&mut self, first: usize) -> Result<()> {
+        let mut index = match self.lexical_dirty.take() {
+            Some(l) => l,
+            None => match self.lexical.take() {
+                Some(l) => l,
+                None => self.load_lexical(first)?,
+            },
+        };
+        if index.len() != first {
+            return Err(lib_err(
+                &self.root,
+                format!(
+                    "the lexical index holds {} papers, expected {first}",
+                    index.len()
+                ),
+            ));
+        }
+        index.add((first..self.len()).map(|r| self.lexical_text(r)));
+        self.lexical_dirty = Some(index);
+        self.dirty = true;
+        Ok(())
+    }
+
     /// Adds the papers of `digests` that are not yet stored, embedding only those, and merges
     /// the sightings of those already there. Nothing is written until [`Library::commit`].
     pub fn ingest(
@@ -535,6 +624,10 @@ impl Library {
             }
         }
         report.added = new_rows.len();
+        if let Some(&first) = new_rows.first() {
+            // Before the (slow) embedding, so that a damaged lexical file fails fast.
+            self.append_lexical(first)?;
+        }
         if !new_rows.is_empty() {
             let texts: Vec<String> = new_rows.iter().map(|&r| self.papers[r].text()).collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -543,6 +636,46 @@ impl Library {
         }
         report.papers_total = self.papers.len();
         Ok(report)
+    }
+
+    /// Adds papers that were embedded elsewhere with this library's model (`vectors`: one unit
+    /// vector per paper, row-major), skipping those already stored, as [`Library::ingest`] does
+    /// after embedding. For tools that keep their own embeddings, such as the evaluation in
+    /// `examples/eval.rs`. Returns how many were added; nothing is written until
+    /// [`Library::commit`].
+    pub fn add_embedded(&mut self, papers: Vec<Paper>, vectors: &[f32]) -> Result<usize> {
+        let dim = self.dim();
+        if vectors.len() != papers.len() * dim {
+            return Err(Error::InvalidInput(format!(
+                "{} papers need {} floats of vectors, got {}",
+                papers.len(),
+                papers.len() * dim,
+                vectors.len()
+            )));
+        }
+        validate_vectors(vectors, dim, self.len())?;
+        let first = self.len();
+        let mut data = Vec::new();
+        for (i, paper) in papers.into_iter().enumerate() {
+            if self.by_id.contains_key(&paper.id)
+                || self.by_title.contains_key(&normalize_title(&paper.title))
+            {
+                continue;
+            }
+            let row = self.papers.len();
+            self.by_id.insert(paper.id.clone(), row);
+            self.by_title
+                .entry(normalize_title(&paper.title))
+                .or_insert(row);
+            self.papers.push(paper);
+            data.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
+        }
+        let added = self.len() - first;
+        if added > 0 {
+            self.append_lexical(first)?;
+            self.append_vectors(&data)?;
+        }
+        Ok(added)
     }
 
     /// Appends vectors for the papers pushed last, to the exact store and the graph.
@@ -576,6 +709,10 @@ impl Library {
         self.manifest.index = params;
         self.hnsw = OnceLock::new();
         self.hnsw_dirty = Some(graph);
+        self.lexical = OnceLock::new();
+        self.lexical_dirty = Some(LexicalIndex::build(
+            (0..self.len()).map(|r| self.lexical_text(r)),
+        ));
         self.dirty = true;
         Ok(())
     }
@@ -608,6 +745,7 @@ impl Library {
             papers: format!("papers.{generation}.jsonl"),
             embeddings: format!("embeddings.{generation}.npy"),
             graph: format!("graph.{generation}"),
+            lexical: Some(format!("lexical.{generation}.bin")),
         };
         // Leftovers of a writer killed at this same generation are replaced, never reused.
         let graph_dir = self.root.join(&files.graph);
@@ -623,6 +761,7 @@ impl Library {
                 for name in [
                     format!("papers.{generation}.jsonl"),
                     format!("embeddings.{generation}.npy"),
+                    format!("lexical.{generation}.bin"),
                     "manifest.json.tmp".to_string(),
                 ] {
                     let _ = fs::remove_file(self.root.join(name));
@@ -636,6 +775,10 @@ impl Library {
         if let Some(graph) = self.hnsw_dirty.take() {
             self.hnsw = OnceLock::new();
             let _ = self.hnsw.set(graph);
+        }
+        if let Some(l) = self.lexical_dirty.take() {
+            self.lexical = OnceLock::new();
+            let _ = self.lexical.set(l);
         }
         self.dirty = false;
         self.remove_stale_generations();
@@ -656,6 +799,13 @@ impl Library {
             &self.root.join(&files.embeddings),
             &npy::encode_f32(self.vectors.vectors(), self.len(), self.dim()),
         )?;
+        let lexical = match &self.lexical_dirty {
+            Some(l) => l.to_bytes(),
+            None => self.lexical()?.to_bytes(),
+        };
+        if let Some(name) = &files.lexical {
+            write_durably(&self.root.join(name), &lexical)?;
+        }
         match &self.hnsw_dirty {
             Some(graph) => graph.save(&graph_dir)?,
             None => {
@@ -708,7 +858,10 @@ impl Library {
     pub fn size_on_disk(&self) -> u64 {
         let f = &self.manifest.files;
         let mut total = 0;
-        for name in [MANIFEST, &f.papers, &f.embeddings] {
+        for name in [MANIFEST, &f.papers, &f.embeddings]
+            .into_iter()
+            .chain(f.lexical.as_deref())
+        {
             total += fs::metadata(self.root.join(name))
                 .map(|m| m.len())
                 .unwrap_or(0);
@@ -728,7 +881,7 @@ impl Library {
 fn generation_of(name: &str) -> Option<u64> {
     let mut parts = name.split('.');
     let kind = parts.next()?;
-    if !matches!(kind, "papers" | "embeddings" | "graph") {
+    if !matches!(kind, "papers" | "embeddings" | "graph" | "lexical") {
         return None;
     }
     parts.next()?.parse().ok()

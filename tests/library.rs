@@ -42,6 +42,14 @@ fn exact_top10(lib: &Library, row: usize) -> Vec<String> {
         .collect()
 }
 
+fn lexical_top10(lib: &Library, row: usize) -> Vec<(String, f32)> {
+    let lex = lib.lexical().unwrap();
+    lex.search(&lex.query(&lib.lexical_text(row)), 10)
+        .into_iter()
+        .map(|h| (lib.papers()[h.row].id.clone(), h.score))
+        .collect()
+}
+
 /// One test builds both libraries, since embedding 515 papers twice is the expensive part.
 #[test]
 fn incremental_equals_one_go_and_every_paper_is_stored_once() {
@@ -88,6 +96,11 @@ fn incremental_equals_one_go_and_every_paper_is_stored_once() {
             exact_top10(&inc, inc_row),
             exact_top10(&one, row),
             "top-10 of {id}"
+        );
+        assert_eq!(
+            lexical_top10(&inc, inc_row),
+            lexical_top10(&one, row),
+            "lexical top-10 of {id}"
         );
     }
 

@@ -649,6 +649,12 @@ fn check_consistent(root: &Path, rng: &mut Rng) -> BTreeSet<String> {
         let hit = lib.search(lib.vector(row), 1, SearchMode::Hnsw).unwrap();
         assert_eq!(hit[0].row, row, "graph and vectors disagree at row {row}");
     }
+    // The lexical index agrees with the papers too: same count, and a paper's own text finds it.
+    let lex = lib.lexical().unwrap();
+    assert_eq!(lex.len(), n, "lexical index");
+    let last = n - 1;
+    let top = lex.search(&lex.query(&lib.lexical_text(last)), 1);
+    assert_eq!(top[0].row, last, "lexical index disagrees with the papers");
     let row = rng.below(n as u64) as usize;
     let fresh = common::embedder()
         .embed(&[lib.papers()[row].text().as_str()])

@@ -15,6 +15,7 @@ use serde_json::json;
 use output::{Closest, Format, Report, ResultRow};
 use papersim::device::{DeviceRequest, Precision};
 use papersim::digest::{self, InputFormat, ParseOptions};
+use papersim::hybrid::{self, Retrieval};
 use papersim::index::HnswParams;
 use papersim::recommend::{self, Profile, RankOptions, Ranked};
 use papersim::store::{self, IngestReport, Library, ModelInfo, SearchMode, WriteLock};
@@ -62,7 +63,8 @@ struct RankArgs {
     /// Number of results.
     #[arg(short, default_value_t = 10)]
     k: usize,
-    /// Drop results scoring below this cosine.
+    /// Drop results scoring below this (dense: cosine; lexical: BM25 share of the query's own
+    /// score; hybrid: fused score; each about 0-1).
     #[arg(long)]
     min_score: Option<f32>,
     /// Only papers from digests dated on or after this day (YYYY-MM-DD).
@@ -80,6 +82,10 @@ struct RankArgs {
     /// Search every vector instead of the HNSW graph.
     #[arg(long)]
     exact: bool,
+    /// Evidence to rank by: dense (sentence embeddings), lexical (BM25 over titles and
+    /// abstracts: exact terms) or hybrid (both, fused).
+    #[arg(long, value_enum, default_value = "hybrid")]
+    mode: ModeArg,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
@@ -195,6 +201,23 @@ enum IndexAction {
         #[arg(long)]
         wait: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModeArg {
+    Dense,
+    Lexical,
+    Hybrid,
+}
+
+impl From<ModeArg> for Retrieval {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Dense => Retrieval::Dense,
+            ModeArg::Lexical => Retrieval::Lexical,
+            ModeArg::Hybrid => Retrieval::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -733,7 +756,7 @@ fn similar(g: &Global, paper: &str, rank: &RankArgs) -> Result<()> {
     let opts = rank_options(rank)?;
     let lib = open_library(g)?;
     let row = recommend::resolve_paper(&lib, paper)?;
-    let ranked = recommend::similar(&lib, row, &opts)?;
+    let ranked = hybrid::similar(&lib, row, &opts, rank.mode.into())?;
     let embedder = if rank.explain {
         Some(library_embedder(g, &lib, &progress::Bar::new(g.quiet))?)
     } else {
@@ -759,13 +782,24 @@ fn query(g: &Global, text: &str, rank: &RankArgs) -> Result<()> {
         bail!("the query is empty: give some words to search for");
     }
     let lib = open_library(g)?;
-    let embedder = library_embedder(g, &lib, &progress::Bar::new(g.quiet))?;
-    let vector = embedder.embed(&[text])?;
-    let ranked = recommend::query(&lib, vector.row(0), &opts)?;
+    let mode: Retrieval = rank.mode.into();
+    // Lexical ranking needs no model (unless sentences are to be explained).
+    let embedded = if mode.uses_dense() || rank.explain {
+        let embedder = library_embedder(g, &lib, &progress::Bar::new(g.quiet))?;
+        let vector = embedder.embed(&[text])?;
+        Some((embedder, vector))
+    } else {
+        None
+    };
+    let vector = embedded.as_ref().map(|(_, v)| v.row(0));
+    let ranked = hybrid::query(&lib, text, vector, &opts, mode)?;
     let rows = library_rows(
         &lib,
         &ranked,
-        rank.explain.then_some((&embedder, vector.row(0))),
+        embedded
+            .as_ref()
+            .filter(|_| rank.explain)
+            .map(|(e, v)| (e, v.row(0))),
     )?;
     let report = Report {
         query: json!({"kind": "query", "text": text}),
@@ -821,7 +855,7 @@ fn recommend_cmd(
     let lib = open_library(g)?;
     let like_rows = resolve_all(&lib, &likes)?;
     let unlike_rows = resolve_all(&lib, &unlikes)?;
-    let ranked = recommend::recommend(&lib, &like_rows, &unlike_rows, &opts)?;
+    let ranked = hybrid::recommend(&lib, &like_rows, &unlike_rows, &opts, rank.mode.into())?;
     let embedder = if rank.explain {
         Some(library_embedder(g, &lib, &progress::Bar::new(g.quiet))?)
     } else {
@@ -871,7 +905,13 @@ fn triage(
     let like_rows = resolve_all(&lib, &likes)?;
     let unlike_rows = resolve_all(&lib, &unlikes)?;
     let bar = progress::Bar::new(g.quiet);
-    let embedder = library_embedder(g, &lib, &bar)?;
+    let mode: Retrieval = rank.mode.into();
+    // Lexical ranking needs no model (unless sentences are to be explained).
+    let embedder = if mode.uses_dense() || rank.explain {
+        Some(library_embedder(g, &lib, &bar)?)
+    } else {
+        None
+    };
     let papers: Vec<_> = digests
         .iter()
         .flat_map(|d| d.papers.iter().map(move |p| (d, p)))
@@ -879,20 +919,28 @@ fn triage(
     if papers.is_empty() {
         bail!("{}: no papers to triage", digest_path.display());
     }
-    let texts: Vec<String> = papers.iter().map(|(_, p)| p.embedding_text()).collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    announce(g, &embedder, refs.len());
-    let (vectors, _) = embedder.embed_with(&refs, &bar)?;
-    let like_vecs: Vec<&[f32]> = like_rows.iter().map(|&r| lib.vector(r)).collect();
-    let unlike_vecs: Vec<&[f32]> = unlike_rows.iter().map(|&r| lib.vector(r)).collect();
-    let mut scored: Vec<(usize, f32, usize)> = (0..papers.len())
-        .map(|i| {
-            let (s, best) = recommend::profile_score(vectors.row(i), &like_vecs, &unlike_vecs);
-            (i, s, best)
-        })
-        .filter(|(_, s, _)| opts.min_score.is_none_or(|m| *s >= m))
+    let vectors = match embedder.as_ref().filter(|_| mode.uses_dense()) {
+        Some(embedder) => {
+            let texts: Vec<String> = papers.iter().map(|(_, p)| p.embedding_text()).collect();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            announce(g, embedder, refs.len());
+            Some(embedder.embed_with(&refs, &bar)?.0)
+        }
+        None => None,
+    };
+    let texts: Vec<String> = papers
+        .iter()
+        .map(|(_, p)| papersim::lexical::paper_text(&p.title, &p.abstract_text))
         .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let scored = hybrid::triage(
+        &lib,
+        &texts,
+        vectors.as_ref().map(|v| v.data.as_slice()),
+        &like_rows,
+        &unlike_rows,
+        &opts,
+        mode,
+    )?;
     let mut rows = Vec::new();
     for (rank_i, &(i, score, best)) in scored.iter().take(opts.k).enumerate() {
         let (d, p) = papers[i];
@@ -912,9 +960,9 @@ fn triage(
                 id: liked.id.clone(),
                 title: liked.title.clone(),
             }),
-            explanation: if rank.explain {
+            explanation: if let Some(embedder) = embedder.as_ref().filter(|_| rank.explain) {
                 Some(best_sentence(
-                    &embedder,
+                    embedder,
                     &p.abstract_text,
                     lib.vector(like_rows[best]),
                 )?)
