@@ -67,11 +67,9 @@ fn stem(token: &mut String) {
     if token.ends_with("ies") && !token.ends_with("eies") && !token.ends_with("aies") {
         token.truncate(token.len() - 3);
         token.push('y');
-    } else if token.ends_with("es")
-        && !(token.ends_with("aes") || token.ends_with("ees") || token.ends_with("oes"))
-    {
-        token.pop();
     } else if !(token.ends_with("ss") || token.ends_with("us") || token.ends_with("is")) {
+        // Harman's `-es` → `-e` and `-s` → `` both drop the final `s` (an `-es` word never
+        // ends in `ss`, `us` or `is`), so one branch serves both.
         token.pop();
     }
 }
