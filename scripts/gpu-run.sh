@@ -27,8 +27,16 @@ cpu_limit="${CPU_LIMIT:-512}"
 echo "== pack"
 cat "$here/MANIFEST.txt" 2>/dev/null | head -8
 
-# The CUDA libraries the binary links to, beyond the driver: the pack's own libcudart first.
-libdirs="$here/lib"
+# The binary travels gzipped; unpack it beside run.sh, or under /tmp when that is read-only.
+bin="$here/papersim"
+if [ ! -x "$bin" ]; then
+    [ -w "$here" ] || bin="${TMPDIR:-/tmp}/papersim-gpu/papersim"
+    mkdir -p "$(dirname "$bin")"
+    gunzip -c "$here/papersim.gz" >"$bin" && chmod +x "$bin" || exit 1
+fi
+
+# The CUDA libraries the binary links to, beyond the driver.
+libdirs=""
 # The driver (libcuda.so.1) is usually on the loader's path already; some images mount it here.
 for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
     [ -e "$d/libcuda.so.1" ] && libdirs="$libdirs:$d"
@@ -50,6 +58,7 @@ EOF
 )"
     [ -n "$found" ] && libdirs="$libdirs:$found"
 done
+libdirs="${libdirs#:}"
 export LD_LIBRARY_PATH="$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 echo "== machine"
@@ -62,7 +71,7 @@ echo "== machine"
     echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 } | tee "$out/machine.txt"
 
-missing="$(ldd "$here/papersim" | grep "not found" || true)"
+missing="$(ldd "$bin" | grep "not found" || true)"
 if [ -n "$missing" ]; then
     echo "run.sh: the binary cannot start, libraries not found:" >&2
     echo "$missing" >&2
@@ -83,13 +92,13 @@ threads="$(nproc)"
 common=(--model "$here/model" --threads "$threads" --quiet)
 
 echo "== GPU sweep: $device, dtypes $dtypes, batch sizes $batch_sizes, $limit texts"
-"$here/papersim" "${common[@]}" bench --devices "$device" --dtypes "$dtypes" \
+"$bin" "${common[@]}" bench --devices "$device" --dtypes "$dtypes" \
     --batch-sizes "$batch_sizes" --limit "$limit" --repeat "$repeat" --warmup "$warmup" \
     --json "$out/bench-gpu.json" --plot "$out/bench-gpu.svg" | tee "$out/bench-gpu.txt"
 status=${PIPESTATUS[0]}
 
 echo "== CPU reference on the same machine: $cpu_limit texts, batch 32"
-"$here/papersim" "${common[@]}" bench --devices cpu --dtypes f32 --batch-sizes 32 \
+"$bin" "${common[@]}" bench --devices cpu --dtypes f32 --batch-sizes 32 \
     --limit "$cpu_limit" --warmup 2 --json "$out/bench-cpu-ref.json" | tee "$out/bench-cpu-ref.txt"
 
 echo "== results in $out"

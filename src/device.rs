@@ -104,7 +104,11 @@ pub fn cuda_unavailable_reason(ordinal: usize) -> Option<String> {
     }
     match Device::new_cuda(ordinal) {
         Ok(_) => None,
-        Err(e) => Some(format!("no usable CUDA device {ordinal}: {e}")),
+        // candle appends a backtrace when RUST_BACKTRACE is set: the reason is the first line.
+        Err(e) => Some(format!(
+            "no usable CUDA device {ordinal}: {}",
+            e.to_string().lines().next().unwrap_or_default()
+        )),
     }
 }
 
