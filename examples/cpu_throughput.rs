@@ -6,7 +6,7 @@
 //!
 //! `cpu_throughput run TEXTS --threads N [--backend B] [--repeat R] [--vectors OUT.npy]`
 //! embeds the texts R times after one warm-up batch and prints one JSON line with the time of
-//! each run; sentence-transformers' side is `scripts/st_encode.py`, with the same output.
+//! each run; sentence-transformers' side is `scripts/st_throughput.py`, with the same output.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
