@@ -1,0 +1,9 @@
+//! The digest parser (`InputFormat::Auto`) on arbitrary bytes: no panic, and sane papers.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use papersim::digest::InputFormat;
+
+fuzz_target!(|data: &[u8]| {
+    papersim_fuzz::harness::digest(InputFormat::Auto, data);
+});

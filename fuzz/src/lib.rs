@@ -1,0 +1,2 @@
+//! Harnesses for the fuzz targets; see `harness.rs`.
+pub mod harness;
