@@ -72,7 +72,7 @@ pub fn validate_vectors(vectors: &[f32], dim: usize, first_row: usize) -> Result
             reason: "index dimension is 0".into(),
         });
     }
-    if vectors.len() % dim != 0 {
+    if !vectors.len().is_multiple_of(dim) {
         let row = first_row + vectors.len() / dim;
         return Err(Error::InvalidVector {
             row,
