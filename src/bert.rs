@@ -5,6 +5,12 @@
 //! which overflows to -inf in f16/bf16 and turns padded rows into NaN, and fusing the Q/K/V
 //! projections into one matrix product saves time on the CPU. The upstream model stays
 //! available as [`Backend::Upstream`] so tests can check the two agree.
+//!
+//! On the CPU in f32 the default is a third implementation, [`crate::bert_cpu`], which runs on
+//! plain buffers instead of candle tensors and is several times faster there
+//! ([`Backend::CpuFast`]).
+
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
@@ -12,19 +18,102 @@ use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, Var
 use crate::model::ModelFiles;
 use crate::{Error, Result};
 
+use crate::bert_cpu::CpuBert;
+
 /// Which implementation of the forward pass to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
-    /// papersim's forward (fused QKV, half-precision-safe mask).
+    /// [`Backend::CpuFast`] on the CPU in f32, [`Backend::Papersim`] everywhere else.
     #[default]
+    Auto,
+    /// papersim's forward over candle tensors (fused QKV, half-precision-safe mask); serves
+    /// CUDA and half precision.
     Papersim,
+    /// papersim's CPU forward on plain f32 buffers ([`crate::bert_cpu`]); CPU and f32 only.
+    CpuFast,
     /// candle-transformers' `BertModel`, kept for checking (f32 only).
     Upstream,
+}
+
+impl Backend {
+    /// The backend that will actually run on `device` in `dtype`.
+    pub fn resolve(self, device: &Device, dtype: DType) -> Backend {
+        match self {
+            Backend::Auto if device.is_cpu() && dtype == DType::F32 => Backend::CpuFast,
+            Backend::Auto => Backend::Papersim,
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Auto => "auto",
+            Backend::Papersim => "papersim",
+            Backend::CpuFast => "cpu-fast",
+            Backend::Upstream => "upstream",
+        })
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Backend::Auto),
+            "papersim" | "candle" => Ok(Backend::Papersim),
+            "cpu-fast" | "fast" => Ok(Backend::CpuFast),
+            "upstream" => Ok(Backend::Upstream),
+            other => Err(Error::InvalidInput(format!(
+                "unknown backend `{other}`: use auto, cpu-fast, papersim or upstream"
+            ))),
+        }
+    }
+}
+
+/// Time spent in each stage of forward passes, in the order stages first ran. Filled by
+/// [`Encoder::forward_profiled`]; stages of several calls add up.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    stages: Vec<(&'static str, Duration)>,
+}
+
+impl Profile {
+    pub fn stages(&self) -> &[(&'static str, Duration)] {
+        &self.stages
+    }
+
+    pub fn total(&self) -> Duration {
+        self.stages.iter().map(|(_, d)| *d).sum()
+    }
+
+    pub fn add(&mut self, stage: &'static str, time: Duration) {
+        match self.stages.iter_mut().find(|(s, _)| *s == stage) {
+            Some((_, d)) => *d += time,
+            None => self.stages.push((stage, time)),
+        }
+    }
+
+    /// Shares the wall time of a parallel region among its stages in proportion to the
+    /// thread time each took, since the stages overlap across threads.
+    pub fn add_split(&mut self, wall: Duration, parts: &[(&'static str, Duration)]) {
+        let threads: Duration = parts.iter().map(|(_, d)| *d).sum();
+        for &(stage, d) in parts {
+            let share = if threads.is_zero() {
+                Duration::ZERO
+            } else {
+                wall.mul_f64(d.as_secs_f64() / threads.as_secs_f64())
+            };
+            self.add(stage, share);
+        }
+    }
 }
 
 /// A loaded encoder.
 pub enum Encoder {
     Papersim(Bert),
+    CpuFast(Box<CpuBert>),
     Upstream(Box<candle_transformers::models::bert::BertModel>),
 }
 
@@ -51,8 +140,20 @@ impl Encoder {
             path: files.weights.clone(),
             reason: format!("weights do not match config.json: {e}"),
         };
-        match backend {
-            Backend::Papersim => Ok(Encoder::Papersim(Bert::load(vb, files).map_err(wrap)?)),
+        match backend.resolve(device, dtype) {
+            Backend::Papersim | Backend::Auto => {
+                Ok(Encoder::Papersim(Bert::load(vb, files).map_err(wrap)?))
+            }
+            Backend::CpuFast => {
+                if !device.is_cpu() || dtype != DType::F32 {
+                    return Err(Error::InvalidInput(
+                        "the cpu-fast BERT backend runs on the CPU in f32 only".into(),
+                    ));
+                }
+                Ok(Encoder::CpuFast(Box::new(
+                    CpuBert::load(vb, &files.config).map_err(wrap)?,
+                )))
+            }
             Backend::Upstream => {
                 let config_path = files.dir.join("config.json");
                 let text = std::fs::read_to_string(&config_path)
@@ -69,11 +170,50 @@ impl Encoder {
         }
     }
 
-    /// Token states [batch, len, hidden] for ids, type ids and mask, each [batch, len] u32.
-    pub fn forward(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    /// The backend this encoder runs.
+    pub fn backend(&self) -> Backend {
         match self {
-            Encoder::Papersim(m) => m.forward(ids, type_ids, mask),
-            Encoder::Upstream(m) => Ok(m.forward(ids, type_ids, Some(mask))?),
+            Encoder::Papersim(_) => Backend::Papersim,
+            Encoder::CpuFast(_) => Backend::CpuFast,
+            Encoder::Upstream(_) => Backend::Upstream,
+        }
+    }
+
+    /// Token states [batch, len, hidden] for ids, type ids and mask, each [batch, len] u32.
+    /// Only real (mask 1) positions are meaningful; padded ones may differ between backends.
+    pub fn forward(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        self.forward_profiled(ids, type_ids, mask, None)
+    }
+
+    /// [`Encoder::forward`], adding each stage's time to `profile` when given (the upstream
+    /// model is timed as one stage).
+    pub fn forward_profiled(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+        profile: Option<&mut Profile>,
+    ) -> Result<Tensor> {
+        match self {
+            Encoder::Papersim(m) => m.forward(ids, type_ids, mask, profile),
+            Encoder::CpuFast(m) => {
+                let (b, l) = ids.dims2()?;
+                let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<u32>();
+                let out = m.forward(&flat(ids)?, &flat(type_ids)?, &flat(mask)?, b, l, profile)?;
+                Ok(Tensor::from_vec(
+                    out,
+                    (b, l, m.hidden_size()),
+                    ids.device(),
+                )?)
+            }
+            Encoder::Upstream(m) => {
+                let start = Instant::now();
+                let out = m.forward(ids, type_ids, Some(mask))?;
+                if let Some(p) = profile {
+                    p.add("upstream BertModel", start.elapsed());
+                }
+                Ok(out)
+            }
         }
     }
 }
@@ -159,7 +299,14 @@ impl Bert {
         })
     }
 
-    fn forward(&self, ids: &Tensor, type_ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+        mut profile: Option<&mut Profile>,
+    ) -> Result<Tensor> {
+        let mut clock = StageClock::new(ids.device(), profile.is_some())?;
         let (b, l) = ids.dims2()?;
         let positions = Tensor::arange(0u32, l as u32, ids.device())?;
         let x = self
@@ -172,13 +319,15 @@ impl Bert {
         let additive = ((mask.to_dtype(DType::F32)? - 1.0)? * -MASK_NEGATIVE)?
             .to_dtype(self.dtype)?
             .reshape((b, 1, 1, l))?;
+        clock.lap(&mut profile, "embeddings + norm + mask")?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         for layer in &self.layers {
-            x = self.layer(layer, &x, &additive, scale, b, l)?;
+            x = self.layer(layer, &x, &additive, scale, b, l, &mut clock, &mut profile)?;
         }
         Ok(x)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn layer(
         &self,
         layer: &Layer,
@@ -187,24 +336,70 @@ impl Bert {
         scale: f64,
         b: usize,
         l: usize,
+        clock: &mut StageClock,
+        profile: &mut Option<&mut Profile>,
     ) -> Result<Tensor> {
         let hidden = self.heads * self.head_dim;
-        let qkv = layer
-            .qkv
-            .forward(x)?
+        let qkv = layer.qkv.forward(x)?;
+        clock.lap(profile, "QKV projection + bias")?;
+        let qkv = qkv
             .reshape((b, l, 3, self.heads, self.head_dim))?
             .permute((2, 0, 3, 1, 4))?; // [3, b, heads, l, head_dim]
         let q = (qkv.get(0)?.contiguous()? * scale)?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(additive)?;
+        clock.lap(profile, "split heads (copies) + scale Q")?;
+        let scores = q.matmul(&k.t()?)?;
+        clock.lap(profile, "attention: Q·Kᵀ")?;
+        let scores = scores.broadcast_add(additive)?;
+        clock.lap(profile, "attention: mask add")?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, l, hidden))?;
-        let attended = layer
-            .attn_norm
-            .forward(&(layer.attn_out.forward(&context)? + x)?)?;
-        let inner = layer.intermediate.forward(&attended)?.gelu_erf()?;
-        let out = layer.output.forward(&inner)?;
-        Ok(layer.out_norm.forward(&(out + attended)?)?)
+        clock.lap(profile, "attention: softmax")?;
+        let context = probs.matmul(&v)?;
+        clock.lap(profile, "attention: P·V")?;
+        let context = context.transpose(1, 2)?.reshape((b, l, hidden))?;
+        clock.lap(profile, "merge heads (copy)")?;
+        let attended = (layer.attn_out.forward(&context)? + x)?;
+        clock.lap(profile, "attention output + bias + residual")?;
+        let attended = layer.attn_norm.forward(&attended)?;
+        clock.lap(profile, "attention layer norm")?;
+        let inner = layer.intermediate.forward(&attended)?;
+        clock.lap(profile, "FFN in (384→1536) + bias")?;
+        let inner = inner.gelu_erf()?;
+        clock.lap(profile, "GELU")?;
+        let out = (layer.output.forward(&inner)? + attended)?;
+        clock.lap(profile, "FFN out (1536→384) + bias + residual")?;
+        let out = layer.out_norm.forward(&out)?;
+        clock.lap(profile, "FFN layer norm")?;
+        Ok(out)
+    }
+}
+
+/// Stage timer for the candle path: waits for the device before each reading so that queued
+/// CUDA work is charged to the stage that queued it; does nothing when not profiling.
+struct StageClock {
+    device: Device,
+    last: Option<Instant>,
+}
+
+impl StageClock {
+    fn new(device: &Device, on: bool) -> Result<Self> {
+        if on {
+            device.synchronize()?;
+        }
+        Ok(StageClock {
+            device: device.clone(),
+            last: on.then(Instant::now),
+        })
+    }
+
+    fn lap(&mut self, profile: &mut Option<&mut Profile>, stage: &'static str) -> Result<()> {
+        if let (Some(last), Some(p)) = (self.last.as_mut(), profile.as_deref_mut()) {
+            self.device.synchronize()?;
+            let now = Instant::now();
+            p.add(stage, now - *last);
+            *last = now;
+        }
+        Ok(())
     }
 }

@@ -104,7 +104,25 @@ pub fn cuda_unavailable_reason(ordinal: usize) -> Option<String> {
     }
     match Device::new_cuda(ordinal) {
         Ok(_) => None,
-        Err(e) => Some(format!("no usable CUDA device {ordinal}: {e}")),
+        // candle appends a backtrace when RUST_BACKTRACE is set: the reason is the first line.
+        Err(e) => Some(format!(
+            "no usable CUDA device {ordinal}: {}",
+            e.to_string().lines().next().unwrap_or_default()
+        )),
+    }
+}
+
+/// The name of CUDA device `ordinal` (e.g. "NVIDIA H200"), or `None` when it cannot be opened.
+pub fn gpu_name(ordinal: usize) -> Option<String> {
+    #[cfg(feature = "cuda")]
+    {
+        use candle_core::cuda_backend::cudarc::driver::CudaContext;
+        CudaContext::new(ordinal).ok()?.name().ok()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = ordinal;
+        None
     }
 }
 
@@ -144,7 +162,11 @@ pub fn select(request: DeviceRequest) -> Result<Selected> {
             Some(reason) => Ok(Selected {
                 device: Device::Cpu,
                 name: "cpu".into(),
-                note: format!("cpu (auto: {reason})"),
+                note: if cuda_built() {
+                    format!("cpu (auto: {reason})")
+                } else {
+                    "cpu (auto: this build has no CUDA)".into()
+                },
             }),
         },
     }
@@ -198,6 +220,6 @@ mod tests {
         assert!(err.contains("built without CUDA"), "{err}");
         let auto = select(DeviceRequest::Auto).unwrap();
         assert!(auto.device.is_cpu());
-        assert!(auto.note.contains("without CUDA"));
+        assert!(auto.note.contains("no CUDA"));
     }
 }

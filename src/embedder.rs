@@ -2,9 +2,11 @@
 //! Ties together model resolution, tokenisation and batching, the forward pass, pooling and
 //! normalisation, with the configuration a caller can set.
 
+use std::time::Instant;
+
 use candle_core::{Device, Tensor};
 
-use crate::bert::{Backend, Encoder};
+use crate::bert::{Backend, Encoder, Profile};
 use crate::device::{self, DeviceRequest, Precision};
 use crate::model::{self, ModelFiles, ResolveOptions};
 use crate::pooling::{l2_normalize, Pooling};
@@ -34,7 +36,7 @@ impl Default for EmbedderConfig {
             precision: Precision::F32,
             batch: BatchLimits::default(),
             normalize: None,
-            backend: Backend::Papersim,
+            backend: Backend::Auto,
             resolve: ResolveOptions::default(),
         }
     }
@@ -133,6 +135,10 @@ impl Embedder {
     pub fn device_name(&self) -> &str {
         &self.device.name
     }
+    /// The forward implementation in use ([`Backend::Auto`] resolved).
+    pub fn backend(&self) -> Backend {
+        self.encoder.backend()
+    }
     pub fn precision(&self) -> Precision {
         self.precision
     }
@@ -166,18 +172,38 @@ impl Embedder {
         self.embed_encoded(&encoded, progress)
     }
 
+    /// Embeds texts like [`Embedder::embed`], adding the time of each stage (tokenising, each
+    /// stage of the forward pass, pooling) to `profile`.
+    pub fn embed_profiled(&self, texts: &[&str], profile: &mut Profile) -> Result<Embeddings> {
+        let start = Instant::now();
+        let encoded = self.tokenize(texts)?;
+        profile.add("tokenize", start.elapsed());
+        self.embed_batches(&encoded, &NoProgress, Some(profile))
+            .map(|(e, _)| e)
+    }
+
     /// Embeds already tokenised texts.
     pub fn embed_encoded(
         &self,
         encoded: &[Encoded],
         progress: &dyn Progress,
     ) -> Result<(Embeddings, BatchStats)> {
+        self.embed_batches(encoded, progress, None)
+    }
+
+    fn embed_batches(
+        &self,
+        encoded: &[Encoded],
+        progress: &dyn Progress,
+        mut profile: Option<&mut Profile>,
+    ) -> Result<(Embeddings, BatchStats)> {
         let dim = self.dim();
         let mut data = vec![0f32; encoded.len() * dim];
         let mut stats = BatchStats::default();
         progress.start("embedding", encoded.len() as u64);
         for indices in plan_batches(encoded, self.batch) {
-            let vectors = self.forward_batch(encoded, &indices, &mut stats)?;
+            let vectors =
+                self.forward_batch(encoded, &indices, &mut stats, profile.as_deref_mut())?;
             for (row, &i) in indices.iter().enumerate() {
                 data[i * dim..(i + 1) * dim].copy_from_slice(&vectors[row * dim..(row + 1) * dim]);
             }
@@ -200,7 +226,9 @@ impl Embedder {
         encoded: &[Encoded],
         indices: &[usize],
         stats: &mut BatchStats,
+        mut profile: Option<&mut Profile>,
     ) -> Result<Vec<f32>> {
+        let start = Instant::now();
         let batch = pad_batch(encoded, indices, self.pad_id);
         stats.batches += 1;
         stats.real_tokens += batch.real_tokens;
@@ -210,7 +238,13 @@ impl Embedder {
         let ids = Tensor::from_vec(batch.ids, shape, dev)?;
         let type_ids = Tensor::from_vec(batch.type_ids, shape, dev)?;
         let mask = Tensor::from_vec(batch.mask, shape, dev)?;
-        let hidden = self.encoder.forward(&ids, &type_ids, &mask)?;
+        if let Some(p) = profile.as_deref_mut() {
+            p.add("pad batch", start.elapsed());
+        }
+        let hidden =
+            self.encoder
+                .forward_profiled(&ids, &type_ids, &mask, profile.as_deref_mut())?;
+        let start = Instant::now();
         let mut pooled = self.pooling.apply(&hidden, &mask)?;
         if self.normalize {
             pooled = l2_normalize(&pooled)?;
@@ -219,6 +253,9 @@ impl Embedder {
             .to_device(&Device::Cpu)?
             .flatten_all()?
             .to_vec1::<f32>()?;
+        if let Some(p) = profile {
+            p.add("pooling + normalise", start.elapsed());
+        }
         if let Some(bad) = out.iter().position(|v| !v.is_finite()) {
             return Err(Error::InvalidVector {
                 row: indices[bad / self.dim()],

@@ -69,6 +69,8 @@ fn stem(token: &mut String) {
         token.truncate(token.len() - 3);
         token.push('y');
     } else if !(token.ends_with("ss") || token.ends_with("us") || token.ends_with("is")) {
+        // Harman's `-es` → `-e` and `-s` → `` both drop the final `s` (an `-es` word never
+        // ends in `ss`, `us` or `is`), so one branch serves both.
         token.pop();
     }
 }

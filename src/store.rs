@@ -194,6 +194,10 @@ fn lib_err(root: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
+fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
 fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
@@ -211,10 +215,8 @@ impl Library {
         let mut last = None;
         for _ in 0..3 {
             match Self::open_once(root) {
-                Err(Error::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound && Self::exists(root) =>
-                {
-                    last = Some(source)
+                Err(e @ Error::Io { .. }) if is_not_found(&e) && Self::exists(root) => {
+                    last = Some(e)
                 }
                 other => return other,
             }
@@ -222,7 +224,7 @@ impl Library {
         Err(lib_err(
             root,
             format!(
-                "files changed while opening: {}",
+                "a file that manifest.json names is missing: {}",
                 last.map(|e| e.to_string()).unwrap_or_default()
             ),
         ))
@@ -750,6 +752,42 @@ impl Library {
         if graph_dir.exists() {
             fs::remove_dir_all(&graph_dir).map_err(|e| Error::io(&graph_dir, e))?;
         }
+        let manifest = match self.write_generation(generation, files) {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                // A failed write (disk full, I/O error) leaves the library as it was: the
+                // manifest still names generation g, and g+1's partial files are removed so
+                // that they do not fill the disk further.
+                for name in [
+                    format!("papers.{generation}.jsonl"),
+                    format!("embeddings.{generation}.npy"),
+                    format!("lexical.{generation}.bin"),
+                    "manifest.json.tmp".to_string(),
+                ] {
+                    let _ = fs::remove_file(self.root.join(name));
+                }
+                let _ = fs::remove_dir_all(&graph_dir);
+                return Err(e);
+            }
+        };
+
+        self.manifest = manifest;
+        if let Some(graph) = self.hnsw_dirty.take() {
+            self.hnsw = OnceLock::new();
+            let _ = self.hnsw.set(graph);
+        }
+        if let Some(l) = self.lexical_dirty.take() {
+            self.lexical = OnceLock::new();
+            let _ = self.lexical.set(l);
+        }
+        self.dirty = false;
+        self.remove_stale_generations();
+        Ok(())
+    }
+
+    /// Writes generation `generation`'s files and renames its manifest into place.
+    fn write_generation(&self, generation: u64, files: GenerationFiles) -> Result<Manifest> {
+        let graph_dir = self.root.join(&files.graph);
 
         let mut jsonl = Vec::new();
         for p in &self.papers {
@@ -790,19 +828,7 @@ impl Library {
         let target = self.root.join(MANIFEST);
         fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))?;
         sync_dir(&self.root);
-
-        self.manifest = manifest;
-        if let Some(graph) = self.hnsw_dirty.take() {
-            self.hnsw = OnceLock::new();
-            let _ = self.hnsw.set(graph);
-        }
-        if let Some(l) = self.lexical_dirty.take() {
-            self.lexical = OnceLock::new();
-            let _ = self.lexical.set(l);
-        }
-        self.dirty = false;
-        self.remove_stale_generations();
-        Ok(())
+        Ok(manifest)
     }
 
     /// Removes files of generations older than the previous one (kept for readers that opened

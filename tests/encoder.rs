@@ -2,27 +2,73 @@
 
 mod common;
 
-use common::{cosine, embedder, reference};
+use common::{candle_embedder, cosine, embedder, reference};
 use papersim::bert::Backend;
 use papersim::device::DeviceRequest;
 use papersim::tokenize::BatchLimits;
 use papersim::{Embedder, EmbedderConfig};
 
-#[test]
-fn parity_with_sentence_transformers_on_83_texts() {
+/// Checks an embedder against sentence-transformers' vectors for the 83 reference texts.
+fn assert_parity(embedder: &Embedder) {
     let refs = reference();
     assert_eq!(refs.len(), 83);
     let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
-    let out = embedder().embed(&texts).unwrap();
+    let out = embedder.embed(&texts).unwrap();
     assert_eq!(out.dim, 384);
     let mut worst = 1.0f32;
     for (i, r) in refs.iter().enumerate() {
         assert_eq!(out.tokens[i], r.tokens, "token count of text {i}");
         let c = cosine(out.row(i), &r.embedding);
         worst = worst.min(c);
-        assert!(c >= 0.9999, "text {i}: cosine {c} < 0.9999");
+        assert!(
+            c >= 0.9999,
+            "{} backend, text {i}: cosine {c} < 0.9999",
+            embedder.backend()
+        );
     }
-    eprintln!("worst cosine against sentence-transformers: {worst}");
+    eprintln!(
+        "{} backend: worst cosine against sentence-transformers {worst}",
+        embedder.backend()
+    );
+}
+
+#[test]
+fn the_cpu_default_is_the_fast_path() {
+    assert_eq!(embedder().backend(), Backend::CpuFast);
+    assert_eq!(candle_embedder().backend(), Backend::Papersim);
+}
+
+#[test]
+fn parity_with_sentence_transformers_on_83_texts() {
+    assert_parity(embedder());
+}
+
+#[test]
+fn candle_path_parity_with_sentence_transformers_on_83_texts() {
+    assert_parity(candle_embedder());
+}
+
+#[test]
+fn fast_and_candle_paths_agree() {
+    let refs = reference();
+    let mut texts: Vec<String> = refs.iter().map(|r| r.text.clone()).collect();
+    // Also cut texts to varied lengths, so that batches pad and the fast path's packing of real
+    // tokens is exercised against the candle path's additive mask.
+    texts.extend(refs.iter().enumerate().map(|(i, r)| {
+        let words: Vec<&str> = r.text.split_whitespace().collect();
+        words[..(3 + i * 7) % (words.len() + 1)].join(" ")
+    }));
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let fast = embedder().embed(&texts).unwrap();
+    let slow = candle_embedder().embed(&texts).unwrap();
+    assert_eq!(fast.tokens, slow.tokens);
+    let mut worst = 1.0f32;
+    for i in 0..texts.len() {
+        let c = cosine(fast.row(i), slow.row(i));
+        worst = worst.min(c);
+        assert!(c >= 0.99999, "text {i}: fast vs candle cosine {c}");
+    }
+    eprintln!("worst cosine, cpu-fast against the candle path: {worst}");
 }
 
 #[test]
@@ -119,8 +165,27 @@ fn papersim_forward_matches_upstream_bert() {
     )
     .unwrap();
     let a = upstream.embed(&texts).unwrap();
-    let b = embedder().embed(&texts).unwrap();
-    for i in 0..texts.len() {
-        assert!(cosine(a.row(i), b.row(i)) >= 0.99999, "text {i}");
+    for ours in [embedder(), candle_embedder()] {
+        let b = ours.embed(&texts).unwrap();
+        for i in 0..texts.len() {
+            let c = cosine(a.row(i), b.row(i));
+            assert!(c >= 0.99999, "{} backend, text {i}: {c}", ours.backend());
+        }
     }
+}
+
+#[test]
+fn the_fast_path_refuses_what_it_cannot_run() {
+    let err = Embedder::from_files(
+        embedder().files().clone(),
+        &EmbedderConfig {
+            device: DeviceRequest::Cpu,
+            precision: papersim::device::Precision::F16,
+            backend: Backend::CpuFast,
+            ..EmbedderConfig::default()
+        },
+    )
+    .err()
+    .expect("f16 on the CPU is refused");
+    assert!(err.to_string().contains("f32"), "{err}");
 }

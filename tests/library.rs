@@ -5,8 +5,6 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use papersim::digest::{self, ParseOptions};
 use papersim::index::HnswParams;
@@ -224,114 +222,5 @@ fn a_second_writer_is_refused() {
     );
 }
 
-/// SIGKILL the real `ingest` at many points; the library must always open consistent, and a
-/// re-run must complete it.
-#[test]
-fn a_killed_ingest_leaves_a_consistent_library() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("lib");
-    let bin = env!("CARGO_BIN_EXE_papersim");
-    let seed = common::fixture("digests/hf-trending-mar-11.txt");
-    common::embedder(); // the model is provisioned before any process is killed
-    let status = Command::new(bin)
-        .arg("--library")
-        .arg(&root)
-        .arg("--quiet")
-        .arg("ingest")
-        .arg(&seed)
-        .status()
-        .unwrap();
-    assert!(status.success());
-
-    let days = [
-        "hf_2026-03-01.txt",
-        "hf_2026-03-02.txt",
-        "hf_2026-03-03.txt",
-    ];
-    let day_paths: Vec<_> = days
-        .iter()
-        .map(|d| common::fixture(&format!("digests/hf/{d}")))
-        .collect();
-    let mut expected: HashSet<String> = HashSet::new();
-    for p in std::iter::once(&seed).chain(&day_paths) {
-        for d in digest::read_path(p, &ParseOptions::default()).unwrap() {
-            expected.extend(d.papers.iter().map(|p| normalize_title(&p.title)));
-        }
-    }
-
-    let mut kills = 0;
-    let mut rng = 0x9e3779b97f4a7c15u64;
-    for attempt in 0..16 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let delay = Duration::from_millis(rng % 4000);
-        let mut child = Command::new(bin)
-            .arg("--library")
-            .arg(&root)
-            .arg("--quiet")
-            .arg("ingest")
-            .args(&day_paths)
-            .arg("--wait")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            kills += 1;
-        }
-        child.wait().unwrap();
-
-        let lib = Library::open(&root)
-            .unwrap_or_else(|e| panic!("attempt {attempt}: library does not open: {e}"));
-        assert!(
-            lib.len() == 79 || lib.len() == expected.len(),
-            "attempt {attempt}: half-added ({} papers)",
-            lib.len()
-        );
-        assert_eq!(lib.manifest().papers, lib.len());
-        let hnsw = lib.search(lib.vector(0), 5, SearchMode::Hnsw).unwrap();
-        assert_eq!(
-            hnsw[0].row, 0,
-            "attempt {attempt}: graph disagrees with vectors"
-        );
-        let lex = lib
-            .lexical()
-            .unwrap_or_else(|e| panic!("attempt {attempt}: lexical index: {e}"));
-        assert_eq!(lex.len(), lib.len(), "attempt {attempt}: lexical index");
-        let last = lib.len() - 1;
-        let top = lex.search(&lex.query(&lib.lexical_text(last)), 1);
-        assert_eq!(
-            top[0].row, last,
-            "attempt {attempt}: lexical index disagrees with the papers"
-        );
-        if lib.len() == expected.len() {
-            // Start over from the seed-only state to test more kill points.
-            std::fs::remove_dir_all(&root).unwrap();
-            let status = Command::new(bin)
-                .arg("--library")
-                .arg(&root)
-                .arg("--quiet")
-                .arg("ingest")
-                .arg(&seed)
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
-    }
-    eprintln!("killed {kills} ingests");
-    assert!(kills >= 5, "too few kills landed mid-ingest ({kills})");
-    let status = Command::new(bin)
-        .arg("--library")
-        .arg(&root)
-        .arg("--quiet")
-        .arg("ingest")
-        .args(&day_paths)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let lib = Library::open(&root).unwrap();
-    assert_eq!(lib.len(), expected.len(), "the re-run completes the ingest");
-}
+// SIGKILL crash consistency (100 kills over parse, embed and commit) lives in
+// tests/reliability.rs, with the other reliability tests.

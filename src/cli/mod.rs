@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and one function per subcommand. The only
 //! part of papersim that imports clap or prints.
 
+mod bench;
 mod output;
 mod progress;
 
@@ -162,6 +163,8 @@ enum Command {
         #[command(flatten)]
         rank: RankArgs,
     },
+    /// Measure encoding speed and agreement per device, dtype and batch size.
+    Bench(bench::BenchArgs),
     /// Rank a new digest's papers for the reader, without ingesting it first.
     Triage {
         digest: PathBuf,
@@ -270,6 +273,7 @@ pub fn run(args: Args) -> Result<()> {
             format,
         } => ingest(g, paths, input_format, date.as_deref(), *wait, *format),
         Command::Info { format } => info(g, *format),
+        Command::Bench(a) => bench::bench(g, a),
         Command::Index {
             action:
                 IndexAction::Rebuild {
@@ -337,16 +341,19 @@ fn load_embedder(g: &Global, library_model: Option<&str>, bar: &progress::Bar) -
         normalize: Some(true),
         ..EmbedderConfig::default()
     };
-    let embedder = Embedder::new(&config, bar)?;
+    Ok(Embedder::new(&config, bar)?)
+}
+
+/// Says which model and device a bulk embedding runs on.
+fn announce(g: &Global, embedder: &Embedder, texts: usize) {
     note(
         g,
         &format!(
-            "papersim: model {} on {}",
+            "papersim: embedding {texts} texts with {} on {}",
             embedder.files().id,
             embedder.device_note()
         ),
     );
-    Ok(embedder)
 }
 
 fn open_library(g: &Global) -> Result<Library> {
@@ -428,6 +435,7 @@ fn embed(
         load_embedder(&g, None, &bar)?
     };
     let texts: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
+    announce(g, &embedder, texts.len());
     let (vectors, _) = embedder.embed_with(&texts, &bar)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -515,14 +523,28 @@ fn ingest_digests(
     bar: &progress::Bar,
 ) -> Result<IngestReport> {
     let dir = library_dir(g);
-    let lock = WriteLock::acquire(&dir, wait)?;
-    let existing = Library::exists(&dir);
-    let mut lib = if existing {
+    // Everything that can fail without writing (the library, the model, whether they match)
+    // is checked before the write lock is taken, so such a failure leaves the library
+    // directory, the lock file included, exactly as it was.
+    let mut lib = if Library::exists(&dir) {
         Some(Library::open(&dir)?)
     } else {
         None
     };
     let embedder = load_embedder(g, lib.as_ref().map(|l| l.manifest().model.id.as_str()), bar)?;
+    if let Some(l) = &lib {
+        l.check_model(embedder.files())?;
+    }
+    let lock = WriteLock::acquire(&dir, wait)?;
+    // Another writer may have committed while we loaded the model or waited for the lock.
+    if Library::exists(&dir) {
+        let current = std::fs::read(dir.join("manifest.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<store::Manifest>(&b).ok());
+        if lib.is_none() || current.as_ref() != lib.as_ref().map(|l| l.manifest()) {
+            lib = Some(Library::open(&dir)?);
+        }
+    }
     let mut lib = match lib.take() {
         Some(l) => l,
         None => Library::create(
@@ -901,6 +923,7 @@ fn triage(
         Some(embedder) => {
             let texts: Vec<String> = papers.iter().map(|(_, p)| p.embedding_text()).collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            announce(g, embedder, refs.len());
             Some(embedder.embed_with(&refs, &bar)?.0)
         }
         None => None,

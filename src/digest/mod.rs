@@ -179,6 +179,7 @@ pub fn parse_bytes(source: &str, bytes: &[u8], opts: &ParseOptions) -> Result<Di
         .date
         .or_else(|| resolve_date(parsed.header_date, date_in_file_name(source)));
     let mut papers = parsed.papers;
+    check_papers(source, &papers)?;
     if let Some(date) = date {
         let iso = date.format("%Y-%m-%d").to_string();
         for paper in papers.iter_mut().filter(|p| p.date.is_none()) {
@@ -191,6 +192,77 @@ pub fn parse_bytes(source: &str, bytes: &[u8], opts: &ParseOptions) -> Result<Di
         papers,
         warnings: parsed.warnings,
     })
+}
+
+/// Longest title papersim accepts, in bytes. Real titles stay under 300 characters.
+pub const MAX_TITLE_BYTES: usize = 2_000;
+/// Longest abstract papersim accepts, in bytes. arXiv caps abstracts at 1,920 characters; a
+/// paragraph fifty times that is not an abstract (a paper's full text, a log file) and would be
+/// stored, and rewritten with every library generation, for nothing: the encoder reads only
+/// the first few hundred tokens.
+pub const MAX_ABSTRACT_BYTES: usize = 100_000;
+
+/// Refuses papers no digest should hold: oversized titles or abstracts, and one title given
+/// twice with different abstracts (the library keeps one paper per title, so one of the two
+/// abstracts would be lost without a word). A title repeated with the same abstract is fine.
+fn check_papers(source: &str, papers: &[DigestPaper]) -> Result<()> {
+    let mut by_title: std::collections::HashMap<String, &DigestPaper> =
+        std::collections::HashMap::new();
+    for p in papers {
+        let at = format!("{source}:{}", p.line);
+        if p.title.len() > MAX_TITLE_BYTES {
+            return Err(digest_error(
+                at,
+                format!(
+                    "title `{}` is {}; papersim accepts titles up to {}",
+                    excerpt(&p.title, 60),
+                    human_bytes(p.title.len()),
+                    human_bytes(MAX_TITLE_BYTES)
+                ),
+            ));
+        }
+        if p.abstract_text.len() > MAX_ABSTRACT_BYTES {
+            return Err(digest_error(
+                at,
+                format!(
+                    "the abstract of `{}` is {}; papersim accepts abstracts up to {} (is this file a paper digest?)",
+                    excerpt(&p.title, 60),
+                    human_bytes(p.abstract_text.len()),
+                    human_bytes(MAX_ABSTRACT_BYTES)
+                ),
+            ));
+        }
+        match by_title.entry(crate::paper::normalize_title(&p.title)) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(p);
+            }
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let first = *e.get();
+                let same = |a: &str, b: &str| a.split_whitespace().eq(b.split_whitespace());
+                if !same(&first.abstract_text, &p.abstract_text) {
+                    return Err(digest_error(
+                        at,
+                        format!(
+                            "title `{}` appears again (first at line {}) with a different abstract; \
+                             remove or rename one of the two",
+                            excerpt(&p.title, 60),
+                            first.line
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `1234567` → `1.2 MB`, for sizes in messages.
+fn human_bytes(n: usize) -> String {
+    match n {
+        0..1_000 => format!("{n} bytes"),
+        1_000..1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
+        _ => format!("{:.1} MB", n as f64 / 1e6),
+    }
 }
 
 /// What a format parser hands back; the date is completed here, where the file name is known.
@@ -448,6 +520,45 @@ mod tests {
         ] {
             assert!(parse_bytes("f", input, &opts).is_err(), "{input:?}");
         }
+    }
+
+    #[test]
+    fn oversized_and_conflicting_papers_are_refused() {
+        let opts = ParseOptions::default();
+        let abs = "We study a problem and report what we found in twenty words or so here.";
+        let err = |text: String| {
+            parse_bytes("d.txt", text.as_bytes(), &opts)
+                .unwrap_err()
+                .to_string()
+        };
+        let huge = format!("Title\n\n{}\n", "x ".repeat(MAX_ABSTRACT_BYTES));
+        let msg = err(huge);
+        assert!(
+            msg.contains("d.txt:1") && msg.contains("up to 100.0 KB"),
+            "{msg}"
+        );
+        let long_title = format!(
+            r#"[{{"title": "{}", "abstract": "{abs}"}}]"#,
+            "t".repeat(MAX_TITLE_BYTES + 1)
+        );
+        assert!(err(long_title).contains("accepts titles up to"));
+        let msg = err(format!("A Title\n\n{abs}\n\nA title!\n\n{abs} Changed.\n"));
+        assert!(
+            msg.contains("d.txt:5") && msg.contains("first at line 1"),
+            "{msg}"
+        );
+        // The same paper twice, whitespace aside, is fine.
+        let twice = format!(
+            "A Title\n\n{abs}\n\nA Title\n\n{}\n",
+            abs.replace(' ', "  ")
+        );
+        assert_eq!(
+            parse_bytes("d.txt", twice.as_bytes(), &opts)
+                .unwrap()
+                .papers
+                .len(),
+            2
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! - A reloaded `Hnsw` borrows the `HnswIo` it was loaded from; [`HnswIndex`] owns both in a
 //!   `self_cell`, so one type serves built and reloaded graphs.
 //! - `DistDot` asserts `dot <= 1` and panics on rounding when a query equals a stored vector;
-//!   we use our own [`ClampedDot`]. `DistCosine` returns 0 for a zero vector; zero and
+//!   we use our own `ClampedDot`. `DistCosine` returns 0 for a zero vector; zero and
 //!   non-finite vectors are rejected at the boundary by [`validate_vectors`].
 //! - A dump never overwrites files in use and may pick a random basename instead; [`HnswIndex::save`]
 //!   therefore only writes into a fresh, empty directory and records the basename actually
@@ -74,7 +74,7 @@ impl HnswParams {
 /// Cosine distance for unit vectors, `1 - dot` clamped to `[0, 2]`, so rounding (a query equal
 /// to a stored vector gives a dot slightly above 1) never yields a negative distance or a panic.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct ClampedDot;
+pub(crate) struct ClampedDot;
 
 impl Distance<f32> for ClampedDot {
     fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
@@ -284,8 +284,9 @@ impl HnswIndex {
         }
         let data_path = dir.join(&names[1]);
         check_data_header(&data_path, meta.dim, meta.len, &meta.files)?;
-
         let graph_path = dir.join(&names[0]);
+        check_dump_structure(&graph_path, &data_path, &meta)?;
+
         let io = HnswIo::new(dir, basename);
         let loaded = catch_unwind(AssertUnwindSafe(|| {
             GraphCell::try_new(Some(io), |io| match io {
@@ -485,12 +486,17 @@ fn check_data_header(path: &Path, dim: usize, len: usize, files: &[FileMeta]) ->
         ));
     }
     // Header, then per point: magic u32, id u64, byte length u64, the f32 values.
-    let expected = (4 + WORD) as u64 + len as u64 * (4 + 8 + 8 + 4 * dim as u64);
+    let expected = (dim as u64)
+        .checked_mul(4)
+        .and_then(|v| v.checked_add(4 + 8 + 8))
+        .and_then(|p| p.checked_mul(len as u64))
+        .and_then(|p| p.checked_add((4 + WORD) as u64));
     let actual = files
         .iter()
         .find(|f| path.file_name().is_some_and(|n| n == f.name.as_str()))
         .map_or(0, |f| f.bytes);
-    if actual != expected {
+    if Some(actual) != expected {
+        let expected = expected.map_or("more than 2^64".to_string(), |e| e.to_string());
         return Err(index_err(
             path,
             format!(
@@ -498,6 +504,318 @@ fn check_data_header(path: &Path, dim: usize, len: usize, files: &[FileMeta]) ->
             ),
         ));
     }
+    Ok(())
+}
+
+/// Magic numbers of the `hnsw_rs` 0.3 dump format.
+const MAGIC_DESCR_3: u32 = 0x002a_6771;
+const MAGIC_DESCR_4: u32 = 0x002a_6779;
+const MAGIC_LAYER: u32 = 0x000a_676f;
+const MAGIC_POINT: u32 = 0x000a_678f;
+const MAGIC_DATA: u32 = 0xa67f_0000;
+
+/// Reads native-endian fields from a file, knowing how many bytes are left, so that no count
+/// read from the file can make us allocate or read past its end.
+struct DumpReader {
+    path: PathBuf,
+    inner: std::io::BufReader<File>,
+    offset: u64,
+    size: u64,
+}
+
+impl DumpReader {
+    fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        Ok(DumpReader {
+            path: path.to_path_buf(),
+            inner: std::io::BufReader::new(file),
+            offset: 0,
+            size,
+        })
+    }
+
+    /// `corrupt: <reason>`, naming this file.
+    fn fail(&self, reason: impl Into<String>) -> Error {
+        index_err(&self.path, format!("corrupt: {}", reason.into()))
+    }
+
+    fn remaining(&self) -> u64 {
+        self.size - self.offset
+    }
+
+    fn bytes<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut buf = [0u8; N];
+        if self.remaining() < N as u64 {
+            return Err(self.fail(format!("ends early, at byte {}", self.size)));
+        }
+        self.inner
+            .read_exact(&mut buf)
+            .map_err(|e| self.fail(format!("reading at byte {}: {e}", self.offset)))?;
+        self.offset += N as u64;
+        Ok(buf)
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.bytes::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        self.bytes().map(u32::from_ne_bytes)
+    }
+    fn i32(&mut self) -> Result<i32> {
+        self.bytes().map(i32::from_ne_bytes)
+    }
+    fn u64(&mut self) -> Result<u64> {
+        self.bytes().map(u64::from_ne_bytes)
+    }
+    fn usize(&mut self) -> Result<usize> {
+        self.bytes().map(usize::from_ne_bytes)
+    }
+    fn f32(&mut self) -> Result<f32> {
+        self.bytes().map(f32::from_ne_bytes)
+    }
+    fn f64(&mut self) -> Result<f64> {
+        self.bytes().map(f64::from_ne_bytes)
+    }
+
+    /// A count of items of `item_bytes` each that must still fit in the file.
+    fn count(&mut self, item_bytes: u64, what: &str) -> Result<usize> {
+        let at = self.offset;
+        let n = self.usize()?;
+        if (n as u64).saturating_mul(item_bytes) > self.remaining() {
+            return Err(self.fail(format!(
+                "{what} count {n} at byte {at} does not fit in the file"
+            )));
+        }
+        Ok(n)
+    }
+
+    fn expect_u32(&mut self, want: u32, what: &str) -> Result<()> {
+        let at = self.offset;
+        let got = self.u32()?;
+        if got != want {
+            return Err(self.fail(format!("bad {what} magic {got:#x} at byte {at}")));
+        }
+        Ok(())
+    }
+
+    fn expect_end(&self) -> Result<()> {
+        if self.offset != self.size {
+            return Err(self.fail(format!(
+                "{} unexpected bytes after the end of the dump",
+                self.size - self.offset
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Walks the whole graph and data dump and checks everything the `hnsw_rs` loader trusts: the
+/// description against `index.json`, every count against the bytes left, every point's place,
+/// every neighbour reference, and every stored vector (finite, unit length, in a row below
+/// `len` that no other point holds). The loader asserts, indexes, allocates and reads raw
+/// memory by these values, so a dump that fails here must never reach it; with the checksums
+/// in `index.json` this stops accidental damage, and it stops a forged but checksum-consistent
+/// dump as well.
+fn check_dump_structure(graph_path: &Path, data_path: &Path, meta: &Meta) -> Result<()> {
+    let mut graph = DumpReader::open(graph_path)?;
+    let mut data = DumpReader::open(data_path)?;
+    if meta.len == 0 {
+        return Err(graph.fail("graph files for an empty index"));
+    }
+
+    // The description.
+    let version = match graph.u32()? {
+        MAGIC_DESCR_3 => 3,
+        MAGIC_DESCR_4 => 4,
+        other => return Err(graph.fail(format!("unknown dump magic {other:#x}"))),
+    };
+    let mismatch = |graph: &DumpReader, what: &str, got: String, want: String| {
+        graph.fail(format!("{what} is {got}, {META_FILE} says {want}"))
+    };
+    if graph.u8()? != 1 {
+        return Err(graph.fail("not a full dump"));
+    }
+    let m = graph.u8()? as usize;
+    if m != meta.params.m {
+        return Err(mismatch(
+            &graph,
+            "max connections",
+            m.to_string(),
+            meta.params.m.to_string(),
+        ));
+    }
+    if version == 4 {
+        let scale = graph.f64()?;
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(graph.fail(format!("level scale {scale}")));
+        }
+    }
+    let layers = graph.u8()? as usize;
+    if layers != MAX_LAYER {
+        return Err(mismatch(
+            &graph,
+            "layer count",
+            layers.to_string(),
+            MAX_LAYER.to_string(),
+        ));
+    }
+    let ef = graph.usize()?;
+    if ef != meta.params.ef_construction {
+        return Err(mismatch(
+            &graph,
+            "ef_construction",
+            ef.to_string(),
+            meta.params.ef_construction.to_string(),
+        ));
+    }
+    let points = graph.usize()?;
+    if points != meta.len {
+        return Err(mismatch(
+            &graph,
+            "point count",
+            points.to_string(),
+            meta.len.to_string(),
+        ));
+    }
+    let dim = graph.usize()?;
+    if dim != meta.dim {
+        return Err(mismatch(
+            &graph,
+            "dimension",
+            dim.to_string(),
+            meta.dim.to_string(),
+        ));
+    }
+    for (what, want) in [
+        ("distance", std::any::type_name::<ClampedDot>()),
+        ("value type", std::any::type_name::<f32>()),
+    ] {
+        let len = graph.count(1, what)?;
+        if len != want.len() {
+            return Err(graph.fail(format!("{what} name of {len} bytes")));
+        }
+        let mut name = vec![0u8; len];
+        for b in name.iter_mut() {
+            *b = graph.u8()?;
+        }
+        if name != want.as_bytes() {
+            return Err(graph.fail(format!(
+                "{what} is {:?}, expected {want}",
+                String::from_utf8_lossy(&name)
+            )));
+        }
+    }
+
+    // The data file's header (its dimension was checked against index.json already).
+    data.expect_u32(MAGIC_DATA, "data")?;
+    data.usize()?;
+
+    // The layers, their points and the points' vectors.
+    let point_layers = graph.u8()? as usize;
+    if point_layers > MAX_LAYER {
+        return Err(graph.fail(format!("{point_layers} layers")));
+    }
+    let mut origin_of: Vec<Vec<usize>> = Vec::with_capacity(point_layers);
+    // Neighbour references are checked once every layer's size is known.
+    let mut max_rank_referenced = [None::<usize>; 256];
+    let mut seen = vec![false; meta.len];
+    let mut loaded = 0usize;
+    let mut vector = vec![0f32; dim];
+    let vector_bytes = 4 * dim as u64;
+    // Magic, origin id, layer and rank: the smallest a point can be.
+    const POINT_HEADER: u64 = 4 + 8 + 1 + 4;
+    const NEIGHBOUR: u64 = 8 + 1 + 4 + 4;
+    for layer in 0..point_layers {
+        graph.expect_u32(MAGIC_LAYER, "layer")?;
+        let n = graph.count(POINT_HEADER, "point")?;
+        if n > meta.len - loaded {
+            return Err(graph.fail(format!(
+                "layer {layer} holds {n} points, more than the {} left",
+                meta.len - loaded
+            )));
+        }
+        let mut origins = Vec::with_capacity(n);
+        for rank in 0..n {
+            graph.expect_u32(MAGIC_POINT, "point")?;
+            let origin = graph.usize()?;
+            let (l, r) = (graph.u8()?, graph.i32()?);
+            if l as usize != layer || usize::try_from(r).ok() != Some(rank) {
+                return Err(graph.fail(format!(
+                    "point ({l}, {r}) stored at layer {layer}, rank {rank}"
+                )));
+            }
+            if origin >= meta.len || std::mem::replace(&mut seen[origin], true) {
+                return Err(graph.fail(format!(
+                    "point for row {origin} is out of range or repeated"
+                )));
+            }
+            for _ in 0..layers {
+                let count = graph.count(NEIGHBOUR, "neighbour")?;
+                for _ in 0..count {
+                    graph.usize()?;
+                    let (nl, nr) = (graph.u8()?, graph.i32()?);
+                    let distance = graph.f32()?;
+                    let Ok(nr) = usize::try_from(nr) else {
+                        return Err(graph.fail(format!("neighbour rank {nr}")));
+                    };
+                    if distance.is_nan() {
+                        return Err(graph.fail("neighbour distance is NaN"));
+                    }
+                    let slot = &mut max_rank_referenced[nl as usize];
+                    *slot = Some(slot.map_or(nr, |m| m.max(nr)));
+                }
+            }
+            // The point's vector in the data file.
+            data.expect_u32(MAGIC_DATA, "point data")?;
+            let data_origin = data.u64()?;
+            if data_origin != origin as u64 {
+                return Err(data.fail(format!(
+                    "vector of row {data_origin} where the graph has row {origin}"
+                )));
+            }
+            let len = data.u64()?;
+            if len != vector_bytes {
+                return Err(data.fail(format!("vector of {len} bytes, expected {vector_bytes}")));
+            }
+            for x in vector.iter_mut() {
+                *x = data.f32()?;
+            }
+            validate_vectors(&vector, dim, origin).map_err(|e| data.fail(e.to_string()))?;
+            origins.push(origin);
+        }
+        loaded += n;
+        origin_of.push(origins);
+    }
+    if loaded != meta.len {
+        return Err(graph.fail(format!(
+            "holds {loaded} points, {META_FILE} says {}",
+            meta.len
+        )));
+    }
+    for (layer, max_rank) in max_rank_referenced.iter().enumerate() {
+        if let Some(r) = max_rank {
+            if origin_of.get(layer).is_none_or(|o| *r >= o.len()) {
+                return Err(graph.fail(format!(
+                    "a neighbour refers to point {r} of layer {layer}, which does not exist"
+                )));
+            }
+        }
+    }
+
+    // The entry point.
+    let origin = graph.usize()?;
+    let (l, r) = (graph.u8()?, graph.i32()?);
+    let entry = usize::try_from(r)
+        .ok()
+        .and_then(|r| origin_of.get(l as usize)?.get(r));
+    if entry != Some(&origin) {
+        return Err(graph.fail(format!(
+            "entry point (row {origin}, layer {l}, rank {r}) is not a stored point"
+        )));
+    }
+    graph.expect_end()?;
+    data.expect_end()?;
     Ok(())
 }
 
@@ -597,6 +915,7 @@ mod tests {
             found += got.iter().filter(|h| want.contains(&h.row)).count();
         }
         let recall = found as f64 / (10 * queries) as f64;
+        eprintln!("HNSW recall@10 on {N} clustered vectors: {recall:.4}");
         assert!(recall >= 0.98, "recall@10 = {recall}");
     }
 
@@ -826,6 +1145,96 @@ mod tests {
         // A missing directory.
         let missing = tmp.path().join("nope");
         assert_eq!(index_path(load(&missing)), missing);
+    }
+
+    /// Dumps that are damaged on purpose and resealed (sizes and checksums in `index.json`
+    /// made to match) are refused by the structural check before `hnsw_rs` reads them: no
+    /// panic, no abort on a huge allocation, no out-of-bounds read.
+    #[test]
+    fn forged_dumps_with_matching_checksums_are_errors() {
+        let dim = 8;
+        let (_, index) = small(41, 50, dim);
+        let tmp = tempfile::tempdir().unwrap();
+        let good = tmp.path().join("good");
+        index.save(&good).unwrap();
+        const W: usize = std::mem::size_of::<usize>();
+        // Description: magic, mode, m, scale, layers, ef, points, dim, two names.
+        let names = 8 + std::any::type_name::<ClampedDot>().len() + 8 + 3;
+        let descr = 4 + 1 + 1 + 8 + 1 + W * 3 + names;
+        let layer0_count = descr + 1 + 4;
+        let point0 = layer0_count + W;
+        let origin0 = point0 + 4;
+        let neighbours0 = origin0 + W + 1 + 4;
+        let data_len0 = 4 + W + 4 + 8;
+        let data_value0 = data_len0 + 8;
+        let cases: Vec<(&str, &str, usize, Vec<u8>)> = vec![
+            (
+                "graph",
+                "huge point count",
+                layer0_count,
+                usize::MAX.to_ne_bytes().to_vec(),
+            ),
+            (
+                "graph",
+                "row out of range",
+                origin0,
+                50usize.to_ne_bytes().to_vec(),
+            ),
+            (
+                "graph",
+                "huge neighbour count",
+                neighbours0,
+                (1usize << 60).to_ne_bytes().to_vec(),
+            ),
+            ("graph", "value type", descr - 3, b"f64".to_vec()),
+            ("graph", "not full", 4, vec![0]),
+            (
+                "graph",
+                "entry point",
+                usize::MAX,
+                (-1i32).to_ne_bytes().to_vec(),
+            ),
+            (
+                "data",
+                "vector length",
+                data_len0,
+                4u64.to_ne_bytes().to_vec(),
+            ),
+            (
+                "data",
+                "NaN value",
+                data_value0,
+                f32::NAN.to_ne_bytes().to_vec(),
+            ),
+        ];
+        for (file, what, at, bytes) in cases {
+            let dir = tmp.path().join(what.replace(' ', "-"));
+            fs::create_dir(&dir).unwrap();
+            for e in fs::read_dir(&good).unwrap() {
+                let e = e.unwrap();
+                fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+            }
+            let name = format!("hnsw.hnsw.{file}");
+            let path = dir.join(&name);
+            let mut content = fs::read(&path).unwrap();
+            // usize::MAX stands for "the entry point's rank, the last four bytes".
+            let at = if at == usize::MAX {
+                content.len() - 4
+            } else {
+                at
+            };
+            content[at..at + bytes.len()].copy_from_slice(&bytes);
+            fs::write(&path, &content).unwrap();
+            let record = seal_file(&path, name.clone()).unwrap();
+            let mut meta: Meta =
+                serde_json::from_slice(&fs::read(dir.join(META_FILE)).unwrap()).unwrap();
+            meta.files.retain(|f| f.name != name);
+            meta.files.push(record);
+            fs::write(dir.join(META_FILE), serde_json::to_vec(&meta).unwrap()).unwrap();
+            let err = HnswIndex::load(&dir, HnswParams::default()).unwrap_err();
+            assert!(err.to_string().contains("corrupt"), "{what}: {err}");
+            assert_eq!(index_path(err), path, "{what}");
+        }
     }
 
     #[test]

