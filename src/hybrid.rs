@@ -14,8 +14,14 @@
 //!   each measure (a candidate sharing no term with the query gets no lexical share), divided
 //!   by its maximum `2/(k + 1)` so that scores lie in [0, 1] like the others.
 //!
-//! The default fusion and its weight were chosen on the open evaluation only; the figures and
-//! the script that produces them are in `docs/hybrid.md`.
+//! The default, [`Fusion::Auto`], depends on what the query is, and both halves were chosen on
+//! the open evaluation only (figures and the script that produces them: `docs/hybrid.md`):
+//! - a paper (`similar`, `recommend`, `triage`): [`PAPER_FUSION`], the score mix with dense
+//!   weight 0.7, the best precision@10 on the evaluation's paper-to-paper task;
+//! - free text (`query`): [`TEXT_FUSION`], RRF with k = 30, the best precision@10 among the
+//!   settings that also rank a paper first when it is looked up by a word only it uses. Score
+//!   mixes with dense weight ≥ 0.5 lose such exact terms: a one-word query's only lexical match
+//!   cannot outweigh the dense favourites once both measures are min-max scaled.
 //!
 //! Reader profiles (`recommend`, `triage`) score a candidate by each measure as
 //! [`crate::recommend`] does — its similarity to the closest liked paper, less a penalty for
@@ -47,25 +53,43 @@ pub enum Fusion {
     ScoreMix { dense_weight: f32 },
     /// Reciprocal-rank fusion with this rank offset (60 in the literature).
     Rrf { k: f32 },
+    /// [`PAPER_FUSION`] when the query is a paper, [`TEXT_FUSION`] when it is free text.
+    Auto,
 }
 
-/// The fusion hybrid mode uses, chosen on the open evaluation only (docs/hybrid.md): the best
-/// precision@10 of dense weights 0.1-0.9 and of RRF with k = 10, 30, 60.
-pub const DEFAULT_FUSION: Fusion = Fusion::ScoreMix { dense_weight: 0.7 };
+/// Hybrid fusion when the query is a paper (`similar`, `recommend`, `triage`): of score mixes
+/// with dense weights 0.1-0.9 and RRF with k = 10, 30, 60, the best precision@10 on the open
+/// evaluation (docs/hybrid.md).
+pub const PAPER_FUSION: Fusion = Fusion::ScoreMix { dense_weight: 0.7 };
+
+/// Hybrid fusion for free-text queries (`query`): of the same settings, the best precision@10
+/// on the open evaluation among those that rank a paper first, when it is looked up by a word
+/// that only it uses, at least 95% of the time (docs/hybrid.md).
+pub const TEXT_FUSION: Fusion = Fusion::Rrf { k: 30.0 };
 
 impl Fusion {
-    /// The weight of the dense measure when one is needed per pair (RRF: even).
-    fn dense_weight(self) -> f32 {
+    /// The concrete fusion for a query that is free text (`text`) or a paper.
+    pub fn resolve(self, text: bool) -> Fusion {
         match self {
-            Fusion::ScoreMix { dense_weight } => dense_weight,
-            Fusion::Rrf { .. } => 0.5,
+            Fusion::Auto if text => TEXT_FUSION,
+            Fusion::Auto => PAPER_FUSION,
+            other => other,
         }
     }
 
-    /// Fused scores of candidates whose dense and lexical scores are given, index for index.
+    /// The weight of the dense measure when one is needed per pair (RRF: even).
+    fn dense_weight(self) -> f32 {
+        match self.resolve(false) {
+            Fusion::ScoreMix { dense_weight } => dense_weight,
+            _ => 0.5,
+        }
+    }
+
+    /// Fused scores of candidates whose dense and lexical scores are given, index for index
+    /// ([`Fusion::Auto`] fuses as for a paper).
     pub fn fuse(self, dense: &[f32], lexical: &[f32]) -> Vec<f32> {
         assert_eq!(dense.len(), lexical.len());
-        match self {
+        match self.resolve(false) {
             Fusion::ScoreMix { dense_weight: w } => {
                 let d = min_max(dense);
                 let l = min_max(lexical);
@@ -89,6 +113,7 @@ impl Fusion {
                 fused.iter_mut().for_each(|x| *x /= max);
                 fused
             }
+            Fusion::Auto => unreachable!("resolved above"),
         }
     }
 }
@@ -121,7 +146,7 @@ pub enum Retrieval {
 impl Default for Retrieval {
     /// Hybrid, which measured better than either alone (docs/hybrid.md).
     fn default() -> Self {
-        Retrieval::Hybrid(DEFAULT_FUSION)
+        Retrieval::Hybrid(Fusion::Auto)
     }
 }
 
@@ -158,6 +183,7 @@ impl fmt::Display for Retrieval {
                 write!(f, "hybrid (score mix, dense weight {dense_weight})")
             }
             Retrieval::Hybrid(Fusion::Rrf { k }) => write!(f, "hybrid (RRF, k={k})"),
+            Retrieval::Hybrid(Fusion::Auto) => write!(f, "hybrid"),
         }
     }
 }
@@ -176,9 +202,11 @@ fn candidate_count(lib: &Library, opts: &RankOptions, extra: usize) -> usize {
 }
 
 /// Candidates for a text (and, in hybrid mode, its vector), best first, before filters.
+/// `is_text`: the text is a free-text query rather than a paper's (for [`Fusion::Auto`]).
 fn rank_text(
     lib: &Library,
     text: &str,
+    is_text: bool,
     vector: Option<&[f32]>,
     opts: &RankOptions,
     retrieval: Retrieval,
@@ -220,7 +248,7 @@ fn rank_text(
             }
             let dense: Vec<f32> = rows.iter().map(|&r| dot(v, lib.vector(r))).collect();
             let lex_scores: Vec<f32> = rows.iter().map(|&r| lexical[r]).collect();
-            let fused = fusion.fuse(&dense, &lex_scores);
+            let fused = fusion.resolve(is_text).fuse(&dense, &lex_scores);
             let mut out: Vec<Ranked> = rows
                 .iter()
                 .zip(fused)
@@ -248,7 +276,8 @@ pub fn similar(
     }
     let seed = lib.vector(row);
     let seed_title = normalize_title(&lib.papers()[row].title);
-    let ranked = rank_text(lib, &lib.lexical_text(row), Some(seed), opts, retrieval, 10)?
+    let text = lib.lexical_text(row);
+    let ranked = rank_text(lib, &text, false, Some(seed), opts, retrieval, 10)?
         .into_iter()
         .filter(|r| {
             r.row != row
@@ -275,7 +304,7 @@ pub fn query(
     }
     let ranked = match (retrieval, vector) {
         (Retrieval::Dense, Some(v)) => return recommend::query(lib, v, opts),
-        _ => rank_text(lib, text, vector, opts, retrieval, 0)?,
+        _ => rank_text(lib, text, true, vector, opts, retrieval, 0)?,
     };
     Ok(finish(lib, ranked, opts))
 }
@@ -567,8 +596,10 @@ mod tests {
         assert_eq!("LEXICAL".parse::<Retrieval>().unwrap(), Retrieval::Lexical);
         assert_eq!(
             "hybrid".parse::<Retrieval>().unwrap(),
-            Retrieval::Hybrid(DEFAULT_FUSION)
+            Retrieval::Hybrid(Fusion::Auto)
         );
+        assert_eq!(Fusion::Auto.resolve(true), TEXT_FUSION);
+        assert_eq!(Fusion::Auto.resolve(false), PAPER_FUSION);
         assert!("sparse".parse::<Retrieval>().is_err());
         assert!(Retrieval::Hybrid(Fusion::Rrf { k: 60.0 })
             .to_string()

@@ -58,8 +58,9 @@ fn is_stopword(token: &str) -> bool {
     STOPWORDS.binary_search(&token).is_ok()
 }
 
-/// A light plural stemmer (Harman's "S" stemmer): `-ies` → `-y`, `-es` → `-e`, `-s` → ``,
-/// leaving `-ss`, `-us`, `-is` and short words alone.
+/// A light plural stemmer (Harman's "S" stemmer): `-ies` → `-y` (but not `-eies`, `-aies`),
+/// otherwise a final `-s` is dropped (`-es` → `-e`), leaving `-ss`, `-us`, `-is` and words of
+/// up to three letters alone.
 fn stem(token: &mut String) {
     if token.len() <= 3 || !token.ends_with('s') {
         return;
