@@ -1,30 +1,57 @@
-//! Vector index benchmark: exact scan vs HNSW on clustered, embedding-like unit vectors.
+//! Library benchmark at scale: exact search against HNSW on 100,000 realistic vectors, and the
+//! cost of ingesting a 10-paper digest into a large library against an empty one.
 //!
-//! `PAPERSIM_BENCH_N` sets the number of stored vectors (default 100 000). Before the criterion
-//! groups run, a one-off block on stderr reports HNSW build time, per-query latency p50/p95 for
-//! both indexes over 1000 queries, HNSW recall@10 against exact search, the exact/HNSW speed
-//! ratio, and the cost of adding a 10-vector batch to a large vs an empty HNSW index.
+//! Realistic vectors: random unit vectors make recall meaningless (every point is about as far
+//! from every other), so the data starts from the real model's embeddings of the real papers
+//! in `tests/fixtures/` (2,700 papers; embedded once, then cached under
+//! `target/bench-cache/`). A tenth of those papers are held out as queries the index has never
+//! seen; the rest are the *bases*. Each of the `PAPERSIM_BENCH_N` stored vectors (default
+//! 100,000) is a base, mixed with a second random base in 30% of cases (weight 0.2-0.4, a
+//! paper between two topics), plus isotropic noise (cosine ≈ 0.9 to what it came from), so the
+//! library has the real model's topic structure with many near neighbours per topic.
+//!
+//! Before the criterion groups run, a one-off report on stderr gives: HNSW build time; search
+//! latency p50/p95 and recall@10 against exact search at several `ef_search` values, for the
+//! held-out real papers and for perturbed library vectors; and, end to end through the store
+//! (open, embed with the real model, add, commit a new generation), the time to ingest a
+//! 10-paper digest into the large library and into an empty one.
 //!
 //! ```text
+//! cargo bench --bench index                            # 100,000 vectors
 //! PAPERSIM_BENCH_N=20000 cargo bench --bench index -- --quick
 //! ```
 
+use std::collections::HashSet;
 use std::hint::black_box;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result};
 use criterion::Criterion;
+use papersim::digest::{self, Digest, ParseOptions};
 use papersim::index::{ExactIndex, HnswIndex, HnswParams, VectorIndex};
+use papersim::paper::DigestPaper;
+use papersim::progress::NoProgress;
+use papersim::store::{Library, ModelInfo, Paper, SeenIn, WriteLock};
+use papersim::{npy, Embedder, EmbedderConfig};
+use sha2::{Digest as _, Sha256};
 
-const DIM: usize = 384;
-const CLUSTERS: usize = 200;
-const QUERIES: usize = 1000;
 const K: usize = 10;
+const QUERIES: usize = 1000;
+const EF_SEARCH: [usize; 4] = [16, 32, 64, 128];
+/// One paper in `HELD_OUT_EVERY` is a query, never stored.
+const HELD_OUT_EVERY: usize = 10;
 
 /// Runs `f` once and returns its result with the wall time it took.
 fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
     let start = Instant::now();
     let out = f();
     (out, start.elapsed())
+}
+
+/// The `p`-quantile of sorted durations.
+fn quantile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// xorshift64* with Box–Muller normals: reproducible data without extra crates.
@@ -67,166 +94,368 @@ fn perturb(rng: &mut Rng, v: &[f32], noise: f32) -> Vec<f32> {
     p
 }
 
-/// `n` unit vectors around random unit centres; intra-cluster cosine ≈ 0.6.
-fn clustered(rng: &mut Rng, n: usize) -> Vec<f32> {
-    let centres: Vec<Vec<f32>> = (0..CLUSTERS)
-        .map(|_| {
-            let mut c: Vec<f32> = (0..DIM).map(|_| rng.gaussian()).collect();
-            normalize(&mut c);
-            c
-        })
-        .collect();
-    let mut out = Vec::with_capacity(n * DIM);
-    for _ in 0..n {
-        let c = &centres[rng.below(CLUSTERS)];
-        out.extend(perturb(rng, c, 0.8));
+/// The real papers of the test fixtures, once each, in a fixed order: the daily and arXiv
+/// digests and 2,000 arXiv CS papers (every 25th of `../shared`'s 50,000-paper corpus, CC0).
+fn real_papers() -> Result<Vec<DigestPaper>> {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut papers = Vec::new();
+    let mut seen = HashSet::new();
+    for path in [
+        "digests/hf",
+        "digests/arxiv",
+        "digests/hf-trending-mar-11.txt",
+        "bench/arxiv-cs-2000.jsonl.gz",
+    ] {
+        for d in digest::read_path(&fixtures.join(path), &ParseOptions::default())? {
+            for p in d.papers {
+                if seen.insert(p.id()) {
+                    papers.push(p);
+                }
+            }
+        }
     }
-    out
+    Ok(papers)
+}
+
+/// The real model's vectors of `texts`, cached in `target/bench-cache/` by model and texts.
+fn embed_cached(embedder: &Embedder, texts: &[String]) -> Result<Vec<f32>> {
+    let mut hash = Sha256::new();
+    hash.update(embedder.files().fingerprint()?.as_bytes());
+    for t in texts {
+        hash.update(t.as_bytes());
+        hash.update([0]);
+    }
+    let key: String = hash.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-cache");
+    let path = dir.join(format!("real-{key}.npy"));
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok((data, rows, _)) = npy::decode_f32(&bytes) {
+            if rows == texts.len() {
+                return Ok(data);
+            }
+        }
+    }
+    eprintln!(
+        "embedding {} real papers with {} (once; cached in {})",
+        texts.len(),
+        embedder.files().id,
+        path.display()
+    );
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let embedded = embedder.embed(&refs)?;
+    std::fs::create_dir_all(&dir)?;
+    papersim::store::write_durably(
+        &path,
+        &npy::encode_f32(&embedded.data, embedded.len(), embedded.dim),
+    )?;
+    Ok(embedded.data)
 }
 
 struct Fixture {
-    n: usize,
+    dim: usize,
+    embedder: Embedder,
+    papers: Vec<DigestPaper>,
+    /// Rows of `papers` that are stored (bases) and held out (queries).
+    bases: Vec<usize>,
+    held_out: Vec<usize>,
+    /// The stored vectors and, for each, the base it came from.
+    data: Vec<f32>,
+    origin: Vec<usize>,
     exact: ExactIndex,
     hnsw: HnswIndex,
-    queries: Vec<Vec<f32>>,
     build: Duration,
+    /// Queries of each kind: held-out real papers, perturbed stored vectors.
+    real_queries: Vec<Vec<f32>>,
+    perturbed_queries: Vec<Vec<f32>>,
 }
 
 impl Fixture {
-    fn build() -> Self {
-        let n = std::env::var("PAPERSIM_BENCH_N")
+    fn build() -> Result<Self> {
+        let n: usize = std::env::var("PAPERSIM_BENCH_N")
             .ok()
             .and_then(|s| s.replace('_', "").parse().ok())
-            .unwrap_or(100_000usize);
+            .unwrap_or(100_000);
+        let embedder = Embedder::new(&EmbedderConfig::default(), &NoProgress)
+            .context("loading the default model")?;
+        let dim = embedder.dim();
+        let papers = real_papers()?;
+        let texts: Vec<String> = papers.iter().map(|p| p.embedding_text()).collect();
+        let real = embed_cached(&embedder, &texts)?;
+        let (held_out, bases): (Vec<usize>, Vec<usize>) =
+            (0..papers.len()).partition(|i| i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1);
+        let row = |i: usize| &real[i * dim..(i + 1) * dim];
+
         let mut rng = Rng::new(2024);
-        let data = clustered(&mut rng, n);
-        let queries = (0..QUERIES)
+        let mut data = Vec::with_capacity(n * dim);
+        let mut origin = Vec::with_capacity(n);
+        for i in 0..n {
+            // Every base once as it is, then mixed and perturbed variants.
+            if i < bases.len() {
+                origin.push(bases[i]);
+                data.extend_from_slice(row(bases[i]));
+                continue;
+            }
+            let a = bases[rng.below(bases.len())];
+            origin.push(a);
+            let mut v = row(a).to_vec();
+            if rng.uniform() < 0.3 {
+                let b = bases[rng.below(bases.len())];
+                let w = 0.2 + 0.2 * rng.uniform() as f32;
+                v.iter_mut()
+                    .zip(row(b))
+                    .for_each(|(x, y)| *x = (1.0 - w) * *x + w * y);
+                normalize(&mut v);
+            }
+            data.extend(perturb(&mut rng, &v, 0.5));
+        }
+        let real_queries: Vec<Vec<f32>> = held_out.iter().map(|&i| row(i).to_vec()).collect();
+        let perturbed_queries = (0..QUERIES)
             .map(|_| {
-                let row = rng.below(n);
-                perturb(&mut rng, &data[row * DIM..(row + 1) * DIM], 0.3)
+                let r = rng.below(n);
+                perturb(&mut rng, &data[r * dim..(r + 1) * dim], 0.3)
             })
             .collect();
-        let mut hnsw = HnswIndex::new(DIM, HnswParams::default(), n).expect("params");
-        let ((), build) = timed(|| hnsw.add(&data).expect("valid vectors"));
-        let exact = ExactIndex::from_vectors(DIM, data).expect("valid vectors");
-        Fixture {
-            n,
+
+        let mut hnsw = HnswIndex::new(dim, HnswParams::default(), n)?;
+        let (added, build) = timed(|| hnsw.add(&data));
+        added?;
+        let exact = ExactIndex::from_vectors(dim, data.clone())?;
+        Ok(Fixture {
+            dim,
+            embedder,
+            papers,
+            bases,
+            held_out,
+            data,
+            origin,
             exact,
             hnsw,
-            queries,
             build,
-        }
+            real_queries,
+            perturbed_queries,
+        })
     }
 
-    /// Per-query latencies (sorted) and results of `index` over all queries.
-    fn run(&self, index: &dyn VectorIndex) -> (Vec<Duration>, Vec<Vec<usize>>) {
-        let mut latencies = Vec::with_capacity(self.queries.len());
-        let mut results = Vec::with_capacity(self.queries.len());
-        for q in &self.queries {
-            let (hits, t) = timed(|| index.search(q, K).expect("valid query"));
+    fn n(&self) -> usize {
+        self.origin.len()
+    }
+
+    /// Sorted per-query latencies and the rows found, over `queries`.
+    fn run(
+        index: &dyn VectorIndex,
+        queries: &[Vec<f32>],
+    ) -> Result<(Vec<Duration>, Vec<Vec<usize>>)> {
+        let mut latencies = Vec::with_capacity(queries.len());
+        let mut results = Vec::with_capacity(queries.len());
+        for q in queries {
+            let (hits, t) = timed(|| index.search(q, K));
             latencies.push(t);
-            results.push(hits.iter().map(|h| h.row).collect());
+            results.push(hits?.iter().map(|h| h.row).collect());
         }
         latencies.sort();
-        (latencies, results)
+        Ok((latencies, results))
     }
 
-    /// Mean time to add a 10-vector batch, over `reps` batches.
-    fn add_batch(index: &mut HnswIndex, rng: &mut Rng, reps: u32) -> Duration {
-        let mut total = Duration::ZERO;
-        for _ in 0..reps {
-            let mut batch = Vec::with_capacity(10 * DIM);
-            for _ in 0..10 {
-                let mut v: Vec<f32> = (0..DIM).map(|_| rng.gaussian()).collect();
-                normalize(&mut v);
-                batch.extend(v);
-            }
-            total += timed(|| index.add(&batch).expect("valid vectors")).1;
-        }
-        total / reps
-    }
-
-    fn report(&mut self) {
-        let pct = |l: &[Duration], p: f64| l[((l.len() - 1) as f64 * p).round() as usize];
-        let (exact_lat, exact_res) = self.run(&self.exact);
-        let (hnsw_lat, hnsw_res) = self.run(&self.hnsw);
-        let found: usize = exact_res
+    fn recall(want: &[Vec<usize>], got: &[Vec<usize>]) -> f64 {
+        let found: usize = want
             .iter()
-            .zip(&hnsw_res)
-            .map(|(want, got)| got.iter().filter(|r| want.contains(r)).count())
+            .zip(got)
+            .map(|(w, g)| g.iter().filter(|r| w.contains(r)).count())
             .sum();
-        let recall = found as f64 / (K * self.queries.len()) as f64;
-        let mean = |l: &[Duration]| l.iter().sum::<Duration>() / l.len() as u32;
+        found as f64 / (K * want.len()) as f64
+    }
 
-        let mut rng = Rng::new(99);
-        let reps = 20;
-        let large = Self::add_batch(&mut self.hnsw, &mut rng, reps);
-        let small = {
-            let mut total = Duration::ZERO;
-            for _ in 0..reps {
-                let mut empty = HnswIndex::new(DIM, HnswParams::default(), 16).expect("params");
-                total += Self::add_batch(&mut empty, &mut rng, 1);
-            }
-            total / reps
-        };
-
+    fn report_search(&mut self) -> Result<()> {
         eprintln!(
-            "--- papersim index: {} vectors, dim {DIM}, {CLUSTERS} clusters, k = {K} ---",
-            self.n
+            "--- papersim index: {} vectors (from {} real papers' embeddings, mixed and perturbed), dim {}, k = {K} ---",
+            self.n(),
+            self.bases.len(),
+            self.dim
         );
+        let p = HnswParams::default();
         eprintln!(
-            "HNSW build (m 16, ef_construction 200): {:.2?} ({:.1} µs/vector)",
+            "HNSW build (m {}, ef_construction {}): {:.2?} ({:.0} µs/vector, 2 threads)",
+            p.m,
+            p.ef_construction,
             self.build,
-            self.build.as_secs_f64() * 1e6 / self.n as f64
+            self.build.as_secs_f64() * 1e6 / self.n() as f64
         );
+        for (kind, queries) in [
+            ("held-out real papers", &self.real_queries),
+            ("perturbed library vectors", &self.perturbed_queries),
+        ] {
+            let (exact_lat, exact_res) = Self::run(&self.exact, queries)?;
+            eprintln!(
+                "{kind} ({} queries): exact search p50 {:.2?} p95 {:.2?}",
+                queries.len(),
+                quantile(&exact_lat, 0.5),
+                quantile(&exact_lat, 0.95)
+            );
+            for ef in EF_SEARCH {
+                self.hnsw.set_ef_search(ef);
+                let (lat, res) = Self::run(&self.hnsw, queries)?;
+                eprintln!(
+                    "  HNSW ef_search {ef:>3}: p50 {:>9.2?} p95 {:>9.2?}  recall@{K} {:.4}  speed-up over exact (p50) {:.0}x",
+                    quantile(&lat, 0.5),
+                    quantile(&lat, 0.95),
+                    Self::recall(&exact_res, &res),
+                    quantile(&exact_lat, 0.5).as_secs_f64() / quantile(&lat, 0.5).as_secs_f64()
+                );
+            }
+        }
+        self.hnsw.set_ef_search(p.ef_search);
+        Ok(())
+    }
+
+    /// Papers for the stored vectors: each carries its base paper's text, so the lexical index
+    /// the store keeps beside the vectors has realistic size too.
+    fn library_papers(&self) -> Vec<Paper> {
+        (0..self.n())
+            .map(|i| {
+                let base = &self.papers[self.origin[i]];
+                Paper {
+                    id: format!("bench:{i}"),
+                    title: format!("{} [{i}]", base.title),
+                    abstract_text: base.abstract_text.clone(),
+                    date: None,
+                    url: None,
+                    authors: Vec::new(),
+                    categories: Vec::new(),
+                    seen_in: vec![SeenIn {
+                        digest: "bench".into(),
+                        date: None,
+                    }],
+                }
+            })
+            .collect()
+    }
+
+    /// A digest of 10 held-out real papers (so they are new to any library built here).
+    fn ten_paper_digest(&self, round: usize) -> Result<Digest> {
+        let mut text = String::new();
+        for k in 0..10 {
+            let p = &self.papers[self.held_out[(round * 10 + k) % self.held_out.len()]];
+            text.push_str(&format!("{}\n\n{}\n\n", p.title, p.abstract_text));
+        }
+        Ok(digest::parse_bytes(
+            &format!("bench_2026-03-{:02}.txt", 1 + round % 28),
+            text.as_bytes(),
+            &ParseOptions::default(),
+        )?)
+    }
+
+    /// One ingest as `papersim ingest` does it: lock, open, embed and add, commit. Returns the
+    /// time of each step.
+    fn ingest_once(&self, root: &Path, digest: &Digest) -> Result<[Duration; 4]> {
+        let start = Instant::now();
+        let lock = WriteLock::acquire(root, false)?;
+        let mut lib = if Library::exists(root) {
+            Library::open(root)?
+        } else {
+            Library::create(
+                root,
+                ModelInfo::of(self.embedder.files())?,
+                HnswParams::default(),
+            )?
+        };
+        let opened = start.elapsed();
+        let report = lib.ingest(std::slice::from_ref(digest), &self.embedder, &NoProgress)?;
+        anyhow::ensure!(report.added == 10, "expected 10 new papers, got {report:?}");
+        let added = start.elapsed();
+        lib.commit(&lock)?;
+        let committed = start.elapsed();
+        Ok([opened, added - opened, committed - added, committed])
+    }
+
+    fn report_ingest(&self) -> Result<()> {
+        let scratch = tempfile::Builder::new()
+            .prefix("papersim-bench-")
+            .tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))?;
+        let large = scratch.path().join("large");
+        let (built, t) = timed(|| -> Result<()> {
+            let lock = WriteLock::acquire(&large, false)?;
+            let mut lib = Library::create(
+                &large,
+                ModelInfo::of(self.embedder.files())?,
+                HnswParams::default(),
+            )?;
+            lib.add_embedded(self.library_papers(), &self.data)?;
+            lib.commit(&lock)?;
+            Ok(())
+        });
+        built?;
+        let size = Library::open(&large)?.size_on_disk();
         eprintln!(
-            "exact search: p50 {:.1?}  p95 {:.1?}  mean {:.1?}",
-            pct(&exact_lat, 0.5),
-            pct(&exact_lat, 0.95),
-            mean(&exact_lat)
+            "library of {} papers written in {t:.1?}: {:.0} MiB on disk",
+            self.n(),
+            size as f64 / (1 << 20) as f64
         );
+
+        // Warm the model and the page cache for both cases alike.
+        let _ = self.embedder.embed(&["warm-up"])?;
+        let rounds = 3;
+        let mut into_large = Vec::new();
+        let mut into_empty = Vec::new();
+        for round in 0..rounds {
+            let digest = self.ten_paper_digest(round)?;
+            into_large.push(self.ingest_once(&large, &digest)?);
+            let empty = scratch.path().join(format!("empty-{round}"));
+            into_empty.push(self.ingest_once(&empty, &digest)?);
+        }
+        let median = |runs: &[[Duration; 4]], step: usize| {
+            let mut v: Vec<Duration> = runs.iter().map(|r| r[step]).collect();
+            v.sort();
+            v[v.len() / 2]
+        };
+        for (name, runs) in [
+            (format!("into a {}-paper library", self.n()), &into_large),
+            ("into an empty library".to_string(), &into_empty),
+        ] {
+            eprintln!(
+                "ingest a 10-paper digest {name}: {:.2?} (open {:.2?}, embed and add {:.2?}, commit {:.2?}; median of {rounds})",
+                median(runs, 3),
+                median(runs, 0),
+                median(runs, 1),
+                median(runs, 2)
+            );
+        }
         eprintln!(
-            "HNSW search (ef_search 64): p50 {:.1?}  p95 {:.1?}  mean {:.1?}",
-            pct(&hnsw_lat, 0.5),
-            pct(&hnsw_lat, 0.95),
-            mean(&hnsw_lat)
-        );
-        eprintln!("HNSW recall@{K} vs exact over {QUERIES} queries: {recall:.4}");
-        eprintln!(
-            "speed ratio exact/HNSW: p50 {:.1}x  mean {:.1}x",
-            pct(&exact_lat, 0.5).as_secs_f64() / pct(&hnsw_lat, 0.5).as_secs_f64(),
-            mean(&exact_lat).as_secs_f64() / mean(&hnsw_lat).as_secs_f64()
-        );
-        eprintln!(
-            "add 10-vector batch: to {}-vector index {large:.1?}, to empty index {small:.1?}",
-            self.n
+            "ratio large/empty: {:.1}x",
+            median(&into_large, 3).as_secs_f64() / median(&into_empty, 3).as_secs_f64()
         );
         eprintln!("---");
+        Ok(())
     }
 }
 
 fn bench_search(c: &mut Criterion, f: &Fixture) {
-    let mut group = c.benchmark_group(format!("search_k{K}_n{}", f.n));
+    let mut group = c.benchmark_group(format!("search_k{K}_n{}", f.n()));
+    let queries = &f.real_queries;
     let mut i = 0;
     group.bench_function("exact", |b| {
         b.iter(|| {
-            i = (i + 1) % f.queries.len();
-            black_box(f.exact.search(&f.queries[i], K).expect("valid query"))
+            i = (i + 1) % queries.len();
+            black_box(f.exact.search(&queries[i], K).expect("valid query"))
         })
     });
     group.bench_function("hnsw", |b| {
         b.iter(|| {
-            i = (i + 1) % f.queries.len();
-            black_box(f.hnsw.search(&f.queries[i], K).expect("valid query"))
+            i = (i + 1) % queries.len();
+            black_box(f.hnsw.search(&queries[i], K).expect("valid query"))
         })
     });
     group.finish();
 }
 
-fn main() {
+fn main() -> Result<()> {
     let mut criterion = Criterion::default().configure_from_args();
-    let mut fixture = Fixture::build();
-    fixture.report();
+    let mut fixture = Fixture::build()?;
+    fixture.report_search()?;
+    fixture.report_ingest()?;
     bench_search(&mut criterion, &fixture);
     criterion.final_summary();
+    Ok(())
 }

@@ -59,7 +59,7 @@ seed fuzz/corpus/digest_auto "$fx/hf-trending-mar-11.txt" "$fx/arxiv-cs-5.json" 
     head -n 3 "$fx/arxiv-cs-30.jsonl" | gzip -9n >fuzz/corpus/digest_auto/seed-3.jsonl.gz
 if [ -z "$(ls -A fuzz/corpus/library_open 2>/dev/null)" ]; then
     CARGO_TARGET_DIR="${MAIN_TARGET_DIR:-$root/target}" \
-        cargo test --test fuzz_regressions -- --ignored write_library_seeds
+        cargo run --quiet --example fuzz_seeds -- fuzz/corpus/library_open
 fi
 
 mkdir -p fuzz/logs

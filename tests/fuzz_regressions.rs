@@ -142,15 +142,3 @@ fn library_seeds_open() {
         assert_eq!(outcome, want, "{name}");
     }
 }
-
-/// Writes the library seeds into `fuzz/corpus/library_open/`, the fuzzer's working corpus
-/// (run by `scripts/fuzz.sh` when there is no corpus yet).
-#[test]
-#[ignore = "writes the fuzz seed corpus; run by scripts/fuzz.sh"]
-fn write_library_seeds() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/library_open");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (name, data) in harness::library_seeds() {
-        std::fs::write(dir.join(name), data).unwrap();
-    }
-}
