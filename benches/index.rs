@@ -5,10 +5,12 @@
 //! from every other), so the data starts from the real model's embeddings of the real papers
 //! in `tests/fixtures/` (2,700 papers; embedded once, then cached under
 //! `target/bench-cache/`). A tenth of those papers are held out as queries the index has never
-//! seen; the rest are the *bases*. Each of the `PAPERSIM_BENCH_N` stored vectors (default
-//! 100,000) is a base, mixed with a second random base in 30% of cases (weight 0.2-0.4, a
-//! paper between two topics), plus isotropic noise (cosine ≈ 0.9 to what it came from), so the
-//! library has the real model's topic structure with many near neighbours per topic.
+//! seen; the rest are the *bases*. The `PAPERSIM_BENCH_N` stored vectors (default 100,000) are
+//! every base once, then variants of random bases: by default (`PAPERSIM_BENCH_MIX=topic`) a
+//! base mixed with two of its nearest real papers plus a little noise, i.e. new papers within
+//! a real topic; `PAPERSIM_BENCH_MIX=isotropic` makes tight clusters of noisy near-copies
+//! instead (see [`Mix`]). The report prints how close the held-out papers' neighbours are in
+//! the real set and in the generated one, so the two can be compared.
 //!
 //! Before the criterion groups run, a one-off report on stderr gives: HNSW build time; search
 //! latency p50/p95 and recall@10 against exact search at several `ef_search` values, for the
@@ -41,6 +43,8 @@ const QUERIES: usize = 1000;
 const EF_SEARCH: [usize; 4] = [16, 32, 64, 128];
 /// One paper in `HELD_OUT_EVERY` is a query, never stored.
 const HELD_OUT_EVERY: usize = 10;
+/// Variants of a base mix in two of its `NEIGHBOURS` nearest real papers.
+const NEIGHBOURS: usize = 20;
 
 /// Runs `f` once and returns its result with the wall time it took.
 fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
@@ -154,7 +158,22 @@ fn embed_cached(embedder: &Embedder, texts: &[String]) -> Result<Vec<f32>> {
     Ok(embedded.data)
 }
 
+/// How the stored vectors are made from the real ones (`PAPERSIM_BENCH_MIX`).
+#[derive(Debug, Clone, Copy)]
+enum Mix {
+    /// A base plus up to 0.6 of each of two of its 20 nearest real papers, then noise of
+    /// cosine ≈ 0.97: new papers within a topic, in the region real embeddings occupy.
+    Topic,
+    /// A base, mixed with an unrelated base in 30% of cases (weight 0.2-0.4), then isotropic
+    /// noise of cosine ≈ 0.9: tight clusters of ~40 near-copies per base, with noise in every
+    /// direction (harder for HNSW than real data).
+    Isotropic,
+}
+
 struct Fixture {
+    mix: Mix,
+    /// The bases alone: the real papers' vectors.
+    real_index: ExactIndex,
     dim: usize,
     embedder: Embedder,
     papers: Vec<DigestPaper>,
@@ -178,6 +197,11 @@ impl Fixture {
             .ok()
             .and_then(|s| s.replace('_', "").parse().ok())
             .unwrap_or(100_000);
+        let mix = match std::env::var("PAPERSIM_BENCH_MIX").as_deref() {
+            Ok("isotropic") => Mix::Isotropic,
+            Ok("topic") | Err(_) => Mix::Topic,
+            Ok(other) => anyhow::bail!("PAPERSIM_BENCH_MIX={other}: expected topic or isotropic"),
+        };
         let embedder = Embedder::new(&EmbedderConfig::default(), &NoProgress)
             .context("loading the default model")?;
         let dim = embedder.dim();
@@ -187,6 +211,22 @@ impl Fixture {
         let (held_out, bases): (Vec<usize>, Vec<usize>) =
             (0..papers.len()).partition(|i| i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1);
         let row = |i: usize| &real[i * dim..(i + 1) * dim];
+
+        // Each base's nearest real neighbours: variants are mixed only within a topic, so
+        // they stay in the region real embeddings occupy instead of between unrelated topics.
+        let base_vectors: Vec<f32> = bases.iter().flat_map(|&b| row(b).to_vec()).collect();
+        let real_index = ExactIndex::from_vectors(dim, base_vectors)?;
+        let neighbours: Vec<Vec<usize>> = bases
+            .iter()
+            .map(|&b| {
+                Ok(real_index
+                    .search(row(b), NEIGHBOURS + 1)?
+                    .iter()
+                    .map(|h| bases[h.row])
+                    .filter(|&r| r != b)
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
 
         let mut rng = Rng::new(2024);
         let mut data = Vec::with_capacity(n * dim);
@@ -198,18 +238,32 @@ impl Fixture {
                 data.extend_from_slice(row(bases[i]));
                 continue;
             }
-            let a = bases[rng.below(bases.len())];
+            let k = rng.below(bases.len());
+            let a = bases[k];
             origin.push(a);
             let mut v = row(a).to_vec();
-            if rng.uniform() < 0.3 {
-                let b = bases[rng.below(bases.len())];
-                let w = 0.2 + 0.2 * rng.uniform() as f32;
-                v.iter_mut()
-                    .zip(row(b))
-                    .for_each(|(x, y)| *x = (1.0 - w) * *x + w * y);
-                normalize(&mut v);
+            match mix {
+                Mix::Topic => {
+                    for _ in 0..2 {
+                        let b = neighbours[k][rng.below(neighbours[k].len())];
+                        let w = 0.6 * rng.uniform() as f32;
+                        v.iter_mut().zip(row(b)).for_each(|(x, y)| *x += w * y);
+                    }
+                    normalize(&mut v);
+                    data.extend(perturb(&mut rng, &v, 0.25));
+                }
+                Mix::Isotropic => {
+                    if rng.uniform() < 0.3 {
+                        let b = bases[rng.below(bases.len())];
+                        let w = 0.2 + 0.2 * rng.uniform() as f32;
+                        v.iter_mut()
+                            .zip(row(b))
+                            .for_each(|(x, y)| *x = (1.0 - w) * *x + w * y);
+                        normalize(&mut v);
+                    }
+                    data.extend(perturb(&mut rng, &v, 0.5));
+                }
             }
-            data.extend(perturb(&mut rng, &v, 0.5));
         }
         let real_queries: Vec<Vec<f32>> = held_out.iter().map(|&i| row(i).to_vec()).collect();
         let perturbed_queries = (0..QUERIES)
@@ -224,6 +278,8 @@ impl Fixture {
         added?;
         let exact = ExactIndex::from_vectors(dim, data.clone())?;
         Ok(Fixture {
+            mix,
+            real_index,
             dim,
             embedder,
             papers,
@@ -270,18 +326,39 @@ impl Fixture {
 
     fn report_search(&mut self) -> Result<()> {
         eprintln!(
-            "--- papersim index: {} vectors (from {} real papers' embeddings, mixed and perturbed), dim {}, k = {K} ---",
+            "--- papersim index: {} vectors (from {} real papers' embeddings, {:?} mix), dim {}, k = {K} ---",
             self.n(),
             self.bases.len(),
+            self.mix,
             self.dim
         );
+        // How close a new real paper's neighbours are, among the real papers and in the
+        // generated library: the generated set should be denser, not of another shape.
+        for (name, index) in [
+            ("the real papers", &self.real_index),
+            ("the generated library", &self.exact),
+        ] {
+            let (mut first, mut tenth) = (0.0, 0.0);
+            for q in &self.real_queries {
+                let hits = index.search(q, K)?;
+                first += hits[0].score as f64;
+                tenth += hits[K - 1].score as f64;
+            }
+            let n = self.real_queries.len() as f64;
+            eprintln!(
+                "held-out real papers' neighbours in {name}: mean cosine of the 1st {:.3}, of the 10th {:.3}",
+                first / n,
+                tenth / n
+            );
+        }
         let p = HnswParams::default();
         eprintln!(
-            "HNSW build (m {}, ef_construction {}): {:.2?} ({:.0} µs/vector, 2 threads)",
+            "HNSW build (m {}, ef_construction {}): {:.2?} ({:.0} µs/vector, {} threads)",
             p.m,
             p.ef_construction,
             self.build,
-            self.build.as_secs_f64() * 1e6 / self.n() as f64
+            self.build.as_secs_f64() * 1e6 / self.n() as f64,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
         );
         for (kind, queries) in [
             ("held-out real papers", &self.real_queries),

@@ -38,8 +38,10 @@ pub struct HnswParams {
     /// recall at any `ef_search`) but makes every insertion slower; it does not affect memory.
     /// Fixed when the graph is built.
     pub ef_construction: usize,
-    /// Candidate-list size while searching (raised to k when k is larger). Default 64. Higher
-    /// gives better recall at proportionally slower queries; can change between searches.
+    /// Candidate-list size while searching (raised to k when k is larger). Default 128: on
+    /// 100,000 realistic vectors (`benches/index.rs`) it gives recall@10 0.99 against exact
+    /// search for new papers' vectors in under 1 ms, where 64 gives 0.96. Higher gives better
+    /// recall at proportionally slower queries; can change between searches.
     pub ef_search: usize,
 }
 
@@ -48,7 +50,7 @@ impl Default for HnswParams {
         HnswParams {
             m: 16,
             ef_construction: 200,
-            ef_search: 64,
+            ef_search: 128,
         }
     }
 }
@@ -1257,7 +1259,7 @@ mod tests {
     #[test]
     fn params_serde_and_defaults() {
         let p = HnswParams::default();
-        assert_eq!((p.m, p.ef_construction, p.ef_search), (16, 200, 64));
+        assert_eq!((p.m, p.ef_construction, p.ef_search), (16, 200, 128));
         let json = serde_json::to_string(&p).unwrap();
         assert_eq!(serde_json::from_str::<HnswParams>(&json).unwrap(), p);
     }
