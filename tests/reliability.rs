@@ -1138,7 +1138,13 @@ impl Drop for Mount {
     }
 }
 
+/// Only a non-root run may skip a tmpfs test: as root the mount must work, so a failure there
+/// is a failed test, never a silent pass (CI runs as root).
 fn skip(test: &str, why: &str) {
+    assert!(
+        !is_root(),
+        "{test}: {why}; running as root, so the tmpfs mount this test needs should have worked"
+    );
     eprintln!("SKIPPED {test}: {why}; this test needs a tmpfs mount (run as root)");
 }
 
