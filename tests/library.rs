@@ -4,34 +4,15 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use papersim::digest::{self, ParseOptions};
-use papersim::index::HnswParams;
 use papersim::paper::normalize_title;
-use papersim::progress::NoProgress;
-use papersim::store::{Library, ModelInfo, SearchMode, WriteLock};
+use papersim::store::{Library, SearchMode, WriteLock};
+
+use common::ingest;
 
 fn hf_digests() -> Vec<digest::Digest> {
     digest::read_path(&common::fixture("digests/hf"), &ParseOptions::default()).unwrap()
-}
-
-fn ingest(root: &Path, digests: &[digest::Digest]) -> papersim::store::IngestReport {
-    let lock = WriteLock::acquire(root, false).unwrap();
-    let embedder = common::embedder();
-    let mut lib = if Library::exists(root) {
-        Library::open(root).unwrap()
-    } else {
-        Library::create(
-            root,
-            ModelInfo::of(embedder.files()).unwrap(),
-            HnswParams::default(),
-        )
-        .unwrap()
-    };
-    let report = lib.ingest(digests, embedder, &NoProgress).unwrap();
-    lib.commit(&lock).unwrap();
-    report
 }
 
 fn exact_top10(lib: &Library, row: usize) -> Vec<String> {

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use papersim::digest::{self, ParseOptions};
@@ -18,18 +17,10 @@ use papersim::store::{Library, SearchMode, WriteLock};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-const DMD: &str = "Improved Distribution Matching Distillation for Fast Image Synthesis";
+use common::{copy_dir, papersim as bin, seed_library, stderr, DMD};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_papersim"));
-    c.env_remove("PAPERSIM_LIBRARY")
-        .env_remove("PAPERSIM_MODEL")
-        .env_remove("RUST_BACKTRACE");
-    c
-}
 
 fn cmd(lib: &Path, args: &[&OsStr]) -> Command {
     let mut c = bin();
@@ -45,42 +36,12 @@ fn os<S: AsRef<OsStr> + ?Sized>(s: &S) -> &OsStr {
     s.as_ref()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
 fn seed_digest() -> PathBuf {
     common::fixture("digests/hf-trending-mar-11.txt")
 }
 
 fn day(name: &str) -> PathBuf {
     common::fixture(&format!("digests/hf/hf_2026-{name}.txt"))
-}
-
-/// The seed library (79 papers), built once by the real `ingest`; tests work on copies.
-fn seed_library() -> &'static Path {
-    static LIB: OnceLock<tempfile::TempDir> = OnceLock::new();
-    LIB.get_or_init(|| {
-        common::embedder(); // provisions the model once
-        let dir = tempfile::tempdir().unwrap();
-        let o = run(dir.path(), &[os("ingest"), seed_digest().as_os_str()]);
-        assert!(o.status.success(), "seed ingest failed: {}", stderr(&o));
-        dir
-    })
-    .path()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// A private copy of the seed library.

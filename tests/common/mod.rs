@@ -1,13 +1,20 @@
-//! Shared test helpers: the real default model, provisioned once per test binary.
+//! Shared test helpers: the real default model, provisioned once per test binary; the real
+//! binary and a library built from the seed digest; in-process ingest.
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use papersim::bert::Backend;
 use papersim::device::DeviceRequest;
+use papersim::digest::Digest;
+use papersim::index::HnswParams;
+use papersim::progress::NoProgress;
+use papersim::store::{IngestReport, Library, ModelInfo, WriteLock};
 use papersim::{Embedder, EmbedderConfig};
+use serde_json::Value;
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -72,4 +79,105 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
     let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (na * nb)
+}
+
+pub const DMD: &str = "Improved Distribution Matching Distillation for Fast Image Synthesis";
+pub const CODERL: &str =
+    "CodeRL: Mastering Code Generation through Pretrained Models and Deep Reinforcement Learning";
+
+/// The papersim binary, without the caller's settings that would change what it does.
+pub fn papersim() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_papersim"));
+    c.env_remove("PAPERSIM_LIBRARY")
+        .env_remove("PAPERSIM_MODEL")
+        .env_remove("RUST_BACKTRACE");
+    c
+}
+
+/// Runs `papersim --library LIB ARGS... --quiet`.
+pub fn run_in(lib: &Path, args: &[&str]) -> Output {
+    papersim()
+        .arg("--library")
+        .arg(lib)
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// `papersim ... --format json`, which must succeed, parsed.
+pub fn json(lib: &Path, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let o = run_in(lib, &all);
+    assert!(o.status.success(), "{args:?} failed: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The titles of a JSON ranking's results, in order.
+pub fn titles(v: &Value) -> Vec<String> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The seed digest (79 papers), ingested once per test binary by the real `ingest`; tests that
+/// write work on a copy ([`copy_dir`]).
+pub fn seed_library() -> &'static Path {
+    static LIB: OnceLock<tempfile::TempDir> = OnceLock::new();
+    LIB.get_or_init(|| {
+        embedder(); // provisions the model once, under its lock
+        let dir = tempfile::tempdir().unwrap();
+        let seed = fixture("digests/hf-trending-mar-11.txt");
+        let o = run_in(dir.path(), &["ingest", seed.to_str().unwrap()]);
+        assert!(o.status.success(), "ingest failed: {}", stderr(&o));
+        assert!(stdout(&o).contains("79 added"), "{}", stdout(&o));
+        dir
+    })
+    .path()
+}
+
+/// Copies a directory tree (a library) file by file.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Ingests `digests` into the library at `root` (created if needed) in this process, as
+/// `papersim ingest` does: lock, open or create, embed the new papers, commit.
+pub fn ingest(root: &Path, digests: &[Digest]) -> IngestReport {
+    let lock = WriteLock::acquire(root, false).unwrap();
+    let embedder = embedder();
+    let mut lib = if Library::exists(root) {
+        Library::open(root).unwrap()
+    } else {
+        Library::create(
+            root,
+            ModelInfo::of(embedder.files()).unwrap(),
+            HnswParams::default(),
+        )
+        .unwrap()
+    };
+    let report = lib.ingest(digests, embedder, &NoProgress).unwrap();
+    lib.commit(&lock).unwrap();
+    report
 }
