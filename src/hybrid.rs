@@ -35,8 +35,8 @@ use crate::index::{dot, Hit};
 use crate::lexical::{top_hits, LexQuery};
 use crate::paper::normalize_title;
 use crate::recommend::{
-    self, finish, profile_score, round_robin, sort_ranked, RankOptions, Ranked, DISLIKE_WEIGHT,
-    DUPLICATE_COSINE,
+    self, finish, finish_profile, profile_exclusions, profile_score, sort_ranked, RankOptions,
+    Ranked, DISLIKE_WEIGHT, DUPLICATE_COSINE,
 };
 use crate::store::Library;
 use crate::{Error, Result};
@@ -385,11 +385,7 @@ pub fn recommend(
     let unlike_sims = sims(unlikes);
     let like_vecs: Vec<&[f32]> = likes.iter().map(|&r| lib.vector(r)).collect();
     let unlike_vecs: Vec<&[f32]> = unlikes.iter().map(|&r| lib.vector(r)).collect();
-    let excluded: HashSet<usize> = likes.iter().chain(unlikes).copied().collect();
-    let seed_titles: HashSet<String> = excluded
-        .iter()
-        .map(|&r| normalize_title(&lib.papers()[r].title))
-        .collect();
+    let (excluded, seed_titles) = profile_exclusions(lib, likes, unlikes);
 
     // Candidates: each liked paper's neighbourhood in each index used.
     let want = candidate_count(lib, opts, excluded.len());
@@ -444,7 +440,7 @@ pub fn recommend(
                 .collect(),
         );
     }
-    let mut scored: Vec<Ranked> = pool
+    let scored: Vec<Ranked> = pool
         .iter()
         .zip(evidence.scores(retrieval))
         .map(|(&row, (score, best))| Ranked {
@@ -453,16 +449,7 @@ pub fn recommend(
             closest_like: Some(likes[best]),
         })
         .collect();
-    sort_ranked(&mut scored);
-    let scored = finish(
-        lib,
-        scored,
-        &RankOptions {
-            k: usize::MAX,
-            ..opts.clone()
-        },
-    );
-    Ok(round_robin(scored, opts.k))
+    Ok(finish_profile(lib, scored, opts))
 }
 
 /// Scores papers that are not in the library (a new digest's) for a reader: `texts` are their

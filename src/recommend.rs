@@ -251,11 +251,7 @@ pub fn recommend(
     }
     let like_vecs: Vec<&[f32]> = likes.iter().map(|&r| lib.vector(r)).collect();
     let unlike_vecs: Vec<&[f32]> = unlikes.iter().map(|&r| lib.vector(r)).collect();
-    let excluded: HashSet<usize> = likes.iter().chain(unlikes).copied().collect();
-    let seed_titles: HashSet<String> = excluded
-        .iter()
-        .map(|&r| normalize_title(&lib.papers()[r].title))
-        .collect();
+    let (excluded, seed_titles) = profile_exclusions(lib, likes, unlikes);
 
     // Candidates: each liked paper's own neighbourhood, so every interest is represented.
     let mut pool: HashSet<usize> = HashSet::new();
@@ -264,7 +260,7 @@ pub fn recommend(
             pool.insert(h.row);
         }
     }
-    let mut scored: Vec<Ranked> = pool
+    let scored: Vec<Ranked> = pool
         .into_iter()
         .filter(|r| {
             !excluded.contains(r)
@@ -284,6 +280,31 @@ pub fn recommend(
             }
         })
         .collect();
+    Ok(finish_profile(lib, scored, opts))
+}
+
+/// What a profile ranking leaves out: the liked and disliked papers' rows, and their
+/// normalised titles, so that copies of them under another id are left out too.
+pub(crate) fn profile_exclusions(
+    lib: &Library,
+    likes: &[usize],
+    unlikes: &[usize],
+) -> (HashSet<usize>, HashSet<String>) {
+    let excluded: HashSet<usize> = likes.iter().chain(unlikes).copied().collect();
+    let titles = excluded
+        .iter()
+        .map(|&r| normalize_title(&lib.papers()[r].title))
+        .collect();
+    (excluded, titles)
+}
+
+/// The end of every profile ranking: best first, the filters of `opts` over the whole list,
+/// then interleaved across the liked papers so that each interest keeps a place in the top k.
+pub(crate) fn finish_profile(
+    lib: &Library,
+    mut scored: Vec<Ranked>,
+    opts: &RankOptions,
+) -> Vec<Ranked> {
     sort_ranked(&mut scored);
     let scored = finish(
         lib,
@@ -293,7 +314,7 @@ pub fn recommend(
             ..opts.clone()
         },
     );
-    Ok(round_robin(scored, opts.k))
+    round_robin(scored, opts.k)
 }
 
 /// Interleaves a score-sorted list across the liked papers the items are closest to.
