@@ -38,6 +38,12 @@ use papersim::store::{Library, ModelInfo, Paper, SeenIn, WriteLock};
 use papersim::{npy, Embedder, EmbedderConfig};
 use sha2::{Digest as _, Sha256};
 
+// The unit tests' reproducible random data (xorshift, Box–Muller, perturbation), shared by path.
+#[allow(dead_code)]
+#[path = "../src/index/testutil.rs"]
+mod testutil;
+use testutil::{normalize, perturb, Rng};
+
 const K: usize = 10;
 const QUERIES: usize = 1000;
 const EF_SEARCH: [usize; 4] = [16, 32, 64, 128];
@@ -56,46 +62,6 @@ fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
 /// The `p`-quantile of sorted durations.
 fn quantile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// xorshift64* with Box–Muller normals: reproducible data without extra crates.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-    fn gaussian(&mut self) -> f32 {
-        let (u1, u2) = (self.uniform(), self.uniform());
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-    }
-}
-
-fn normalize(v: &mut [f32]) {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-}
-
-/// `v` plus isotropic noise of total size `noise`, renormalised (cosine to `v` ≈ 1/sqrt(1+noise²)).
-fn perturb(rng: &mut Rng, v: &[f32], noise: f32) -> Vec<f32> {
-    let sigma = noise / (v.len() as f32).sqrt();
-    let mut p: Vec<f32> = v.iter().map(|x| x + sigma * rng.gaussian()).collect();
-    normalize(&mut p);
-    p
 }
 
 /// The real papers of the test fixtures, once each, in a fixed order: the daily and arXiv
@@ -180,9 +146,9 @@ struct Fixture {
     /// Rows of `papers` that are stored (bases) and held out (queries).
     bases: Vec<usize>,
     held_out: Vec<usize>,
-    /// The stored vectors and, for each, the base it came from.
-    data: Vec<f32>,
+    /// For each stored vector, the base it came from.
     origin: Vec<usize>,
+    /// The stored vectors, searched exactly.
     exact: ExactIndex,
     hnsw: HnswIndex,
     build: Duration,
@@ -276,7 +242,7 @@ impl Fixture {
         let mut hnsw = HnswIndex::new(dim, HnswParams::default(), n)?;
         let (added, build) = timed(|| hnsw.add(&data));
         added?;
-        let exact = ExactIndex::from_vectors(dim, data.clone())?;
+        let exact = ExactIndex::from_vectors(dim, data)?;
         Ok(Fixture {
             mix,
             real_index,
@@ -285,7 +251,6 @@ impl Fixture {
             papers,
             bases,
             held_out,
-            data,
             origin,
             exact,
             hnsw,
@@ -452,19 +417,18 @@ impl Fixture {
             .prefix("papersim-bench-")
             .tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))?;
         let large = scratch.path().join("large");
-        let (built, t) = timed(|| -> Result<()> {
+        let (built, t) = timed(|| -> Result<u64> {
             let lock = WriteLock::acquire(&large, false)?;
             let mut lib = Library::create(
                 &large,
                 ModelInfo::of(self.embedder.files())?,
                 HnswParams::default(),
             )?;
-            lib.add_embedded(self.library_papers(), &self.data)?;
+            lib.add_embedded(self.library_papers(), self.exact.vectors())?;
             lib.commit(&lock)?;
-            Ok(())
+            Ok(lib.size_on_disk())
         });
-        built?;
-        let size = Library::open(&large)?.size_on_disk();
+        let size = built?;
         eprintln!(
             "library of {} papers written in {t:.1?}: {:.0} MiB on disk",
             self.n(),
