@@ -1,32 +1,42 @@
 //! The library directory: a versioned manifest, the papers, their embeddings (float32 `.npy`,
-//! row-aligned with the papers) and the HNSW graph, written atomically as a new generation of
-//! files with the manifest renamed into place last.
+//! row-aligned with the papers), the HNSW graph and the lexical index, written atomically with
+//! the manifest renamed into place last.
 //!
 //! Layout of `<library>/`:
-//! - `manifest.json` — the commit point: format version, model, index parameters, counts, and
-//!   the names of the current generation's files.
-//! - `papers.<gen>.jsonl`, `embeddings.<gen>.npy`, `graph.<gen>/`, `lexical.<gen>.bin` (the
-//!   BM25 index, see [`crate::lexical`]) — one generation.
+//! - `manifest.json` — the commit point: format version, model, index parameters, counts, the
+//!   base generation's files and the segments written since.
+//! - The **base generation** (the last full write): `papers.<gen>.jsonl`,
+//!   `embeddings.<gen>.npy`, `graph.<gen>/` and `lexical.<gen>.bin` (the BM25 index, see
+//!   [`crate::lexical`]).
+//! - **Segments**, one per commit since: `papers.<gen>.jsonl` (the papers it added, then the
+//!   updated records of papers seen again) and `embeddings.<gen>.npy` (the added papers'
+//!   vectors). An ingest thus writes what it adds, not the whole library. Readers search the
+//!   graph for the base rows and the segments' rows exactly, and index the segments' text
+//!   lexically when they load; once the segments pass [`COMPACT_FRACTION`] of the base (or
+//!   [`MAX_SEGMENTS`] of them), a commit writes a new base generation with the new papers
+//!   inserted into the graph.
 //! - `lock` — held by the one writer.
 //!
-//! A writer builds generation g+1 beside g, fsyncs it, then renames `manifest.json.tmp` over
-//! `manifest.json`. A crash before that rename leaves generation g in force (the stray files
-//! are removed by the next writer); after it, g+1. Readers open whatever the manifest names;
-//! generation g is kept until the commit after next, so a reader that read the old manifest
-//! still finds its files.
+//! A writer writes generation g+1's files (a base or a segment) beside g's, fsyncs them, then
+//! renames `manifest.json.tmp` over `manifest.json`. A crash before that rename leaves g in
+//! force (the stray files are removed by the next writer); after it, g+1. Readers open whatever
+//! the manifest names; the files of the previous manifest are kept until the commit after
+//! next, so a reader that read the old manifest still finds its files.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::embedder::Embedder;
 use crate::index::{
-    validate_vectors, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex, EXACT_THRESHOLD,
+    search_layered, validate_vectors, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex,
+    EXACT_THRESHOLD,
 };
 use crate::lexical::{paper_text, LexicalIndex};
 use crate::model::ModelFiles;
@@ -36,8 +46,20 @@ use crate::progress::Progress;
 use crate::provision::sync_dir;
 use crate::{npy, Error, Result};
 
-/// Version of the on-disk format; a library of another version is refused, not guessed at.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the on-disk format papersim writes; a library of a version it cannot read is
+/// refused, not guessed at. Version 2 added segments; version 1 libraries (a base generation
+/// only) are read as they are and written as version 2 by the next commit.
+pub const FORMAT_VERSION: u32 = 2;
+const READABLE_FORMAT_VERSIONS: [u32; 2] = [1, 2];
+/// A commit writes a full generation, not a segment, once the papers outside the base
+/// generation would pass this fraction of it: they are searched exactly, and every reader
+/// parses their segments, so they are folded into the graph before they cost much. Each
+/// paper is thus rewritten about 1/COMPACT_FRACTION times over the library's life, however
+/// it grows, instead of at every ingest.
+pub const COMPACT_FRACTION: f64 = 0.10;
+/// A commit writes a full generation when the manifest already lists this many segments
+/// (sightings-only ingests add segments without adding papers).
+pub const MAX_SEGMENTS: usize = 32;
 const MANIFEST: &str = "manifest.json";
 const LOCK: &str = "lock";
 
@@ -85,17 +107,53 @@ pub struct GenerationFiles {
     pub lexical: Option<String>,
 }
 
+/// What one commit after the base generation wrote: papers it added (appended as the next
+/// rows, in order) and records of papers it updated (new sightings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub generation: u64,
+    /// `papers.<gen>.jsonl`: the `added` new papers, then the `updated` changed records, which
+    /// replace the stored papers of the same id.
+    pub papers: String,
+    /// `embeddings.<gen>.npy`: the added papers' vectors; absent when it added none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<String>,
+    pub added: usize,
+    pub updated: usize,
+}
+
 /// `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format_version: u32,
+    /// Counts commits: the base generation and every segment have their own number.
     pub generation: u64,
     pub model: ModelInfo,
     pub index: HnswParams,
+    /// All papers: the base generation's and the segments'.
     pub papers: usize,
+    /// The base generation: the last full write.
     pub files: GenerationFiles,
+    /// Commits since the base generation, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
     pub digests: Vec<DigestRecord>,
     pub updated: String,
+}
+
+impl Manifest {
+    /// Every file (or directory) name the manifest refers to.
+    pub fn file_names(&self) -> impl Iterator<Item = &str> {
+        let f = &self.files;
+        [f.papers.as_str(), f.embeddings.as_str(), f.graph.as_str()]
+            .into_iter()
+            .chain(f.lexical.as_deref())
+            .chain(
+                self.segments.iter().flat_map(|s| {
+                    std::iter::once(s.papers.as_str()).chain(s.embeddings.as_deref())
+                }),
+            )
+    }
 }
 
 /// Where a paper was seen.
@@ -170,12 +228,19 @@ pub struct Library {
     vectors: ExactIndex,
     by_id: HashMap<String, usize>,
     by_title: HashMap<String, usize>,
-    hnsw: OnceLock<HnswIndex>,
-    /// A graph changed in memory, to be written by the next commit.
-    hnsw_dirty: Option<HnswIndex>,
+    /// Rows of the base generation: its graph and lexical files cover exactly these.
+    base_rows: usize,
+    /// Rows on disk (base and segments) as the manifest names them; later rows are new.
+    committed_rows: usize,
+    /// Committed rows whose records changed since the library was opened (new sightings).
+    changed: BTreeSet<usize>,
+    /// The HNSW graph of rows `0..graph.len()`, loaded on first use; rows after it are searched
+    /// exactly until a full commit inserts them.
+    graph: OnceLock<HnswIndex>,
+    /// The lexical index of every row, loaded (or built) on first use and kept up to date.
     lexical: OnceLock<LexicalIndex>,
-    /// A lexical index changed in memory, to be written by the next commit.
-    lexical_dirty: Option<LexicalIndex>,
+    /// The next commit must write a full generation (new model, vectors or index parameters).
+    full_rewrite: bool,
     dirty: bool,
 }
 
@@ -202,6 +267,55 @@ fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// Reads a papers file: one JSON record a line.
+fn read_papers(path: &Path) -> Result<Vec<Paper>> {
+    let text = fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8(text).map_err(|_| Error::Library {
+        path: path.to_path_buf(),
+        reason: "not UTF-8".into(),
+    })?;
+    // Parsed in parallel: at 100,000 papers this is most of what opening a library costs.
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .par_iter()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| Error::Library {
+                path: path.to_path_buf(),
+                reason: format!("line {}: {e}", i + 1),
+            })
+        })
+        .collect()
+}
+
+/// Reads an embeddings file that must hold `rows` vectors of dimension `dim`.
+fn read_vectors(path: &Path, rows: usize, dim: usize, what: &str) -> Result<Vec<f32>> {
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (data, got_rows, cols) = npy::decode_f32(&bytes).map_err(|reason| Error::Library {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    if got_rows != rows || cols != dim {
+        return Err(Error::Library {
+            path: path.to_path_buf(),
+            reason: format!(
+                "holds {got_rows}×{cols} vectors, but {what} {rows} papers of dimension {dim}"
+            ),
+        });
+    }
+    Ok(data)
+}
+
+fn papers_jsonl(papers: &[&Paper]) -> Result<Vec<u8>> {
+    let mut jsonl = Vec::new();
+    for p in papers {
+        serde_json::to_writer(&mut jsonl, p)
+            .map_err(|e| Error::InvalidInput(format!("paper {}: {e}", p.id)))?;
+        jsonl.push(b'\n');
+    }
+    Ok(jsonl)
+}
+
 impl Library {
     /// Whether `root` holds a library.
     pub fn exists(root: &Path) -> bool {
@@ -211,7 +325,7 @@ impl Library {
     /// Opens an existing library for reading.
     pub fn open(root: &Path) -> Result<Library> {
         // A writer may replace the generation between our reading the manifest and its files;
-        // the files of the previous generation are kept, but retry once more to be safe.
+        // the files of the previous manifest are kept, but retry once more to be safe.
         let mut last = None;
         for _ in 0..3 {
             match Self::open_once(root) {
@@ -243,89 +357,125 @@ impl Library {
             path: manifest_path.clone(),
             reason: format!("corrupt manifest: {e}"),
         })?;
-        if manifest.format_version != FORMAT_VERSION {
-            return Err(Error::Library {
-                path: manifest_path,
-                reason: format!(
-                    "format version {} is not supported by this papersim (version {FORMAT_VERSION})",
-                    manifest.format_version
-                ),
-            });
+        let bad = |reason: String| Error::Library {
+            path: manifest_path.clone(),
+            reason,
+        };
+        if !READABLE_FORMAT_VERSIONS.contains(&manifest.format_version) {
+            return Err(bad(format!(
+                "format version {} is not supported by this papersim (version {FORMAT_VERSION})",
+                manifest.format_version
+            )));
         }
-        for name in [
-            &manifest.files.papers,
-            &manifest.files.embeddings,
-            &manifest.files.graph,
-        ] {
-            if name.contains('/') || name.contains('\\') || name.starts_with('.') {
-                return Err(Error::Library {
-                    path: manifest_path,
-                    reason: format!("file name `{name}` escapes the library"),
-                });
-            }
+        if let Some(name) = manifest
+            .file_names()
+            .find(|n| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
+        {
+            return Err(bad(format!("file name `{name}` escapes the library")));
         }
-        if let Some(name) = &manifest.files.lexical {
-            if name.contains('/') || name.contains('\\') || name.starts_with('.') {
-                return Err(Error::Library {
-                    path: manifest_path,
-                    reason: format!("file name `{name}` escapes the library"),
-                });
-            }
-        }
+        let segment_rows = manifest
+            .segments
+            .iter()
+            .try_fold(0usize, |sum, s| sum.checked_add(s.added))
+            .filter(|&rows| rows <= manifest.papers)
+            .ok_or_else(|| {
+                bad(format!(
+                    "its segments add more papers than the library's {}",
+                    manifest.papers
+                ))
+            })?;
+        let base_rows = manifest.papers - segment_rows;
+        let dim = manifest.model.dim;
 
         let papers_path = root.join(&manifest.files.papers);
-        let text = fs::read(&papers_path).map_err(|e| Error::io(&papers_path, e))?;
-        let text = String::from_utf8(text).map_err(|_| Error::Library {
-            path: papers_path.clone(),
-            reason: "not UTF-8".into(),
-        })?;
-        let papers: Vec<Paper> = text
-            .lines()
-            .enumerate()
-            .map(|(i, line)| {
-                serde_json::from_str(line).map_err(|e| Error::Library {
-                    path: papers_path.clone(),
-                    reason: format!("line {}: {e}", i + 1),
-                })
-            })
-            .collect::<Result<_>>()?;
-
+        let mut papers = read_papers(&papers_path)?;
         let emb_path = root.join(&manifest.files.embeddings);
-        let bytes = fs::read(&emb_path).map_err(|e| Error::io(&emb_path, e))?;
-        let (data, rows, cols) = npy::decode_f32(&bytes).map_err(|reason| Error::Library {
-            path: emb_path.clone(),
-            reason,
-        })?;
-        if rows != papers.len() || rows != manifest.papers || cols != manifest.model.dim {
+        if papers.len() != base_rows {
             return Err(Error::Library {
-                path: emb_path,
+                path: papers_path,
                 reason: format!(
-                    "holds {rows}×{cols} vectors, but the library has {} papers (manifest: {}) of dimension {}",
-                    papers.len(),
-                    manifest.papers,
-                    manifest.model.dim
+                    "holds {} papers, but the manifest says {base_rows}",
+                    papers.len()
                 ),
             });
         }
-        let vectors = ExactIndex::from_vectors(cols, data).map_err(|e| Error::Library {
+        let mut data = read_vectors(&emb_path, base_rows, dim, "the library has")?;
+        let mut by_id: HashMap<String, usize> = HashMap::with_capacity(manifest.papers);
+        for (row, p) in papers.iter().enumerate() {
+            if by_id.insert(p.id.clone(), row).is_some() {
+                return Err(Error::Library {
+                    path: papers_path,
+                    reason: format!("paper id {} is stored twice", p.id),
+                });
+            }
+        }
+        for segment in &manifest.segments {
+            let path = root.join(&segment.papers);
+            let records = read_papers(&path)?;
+            let seg_err = |reason: String| Error::Library {
+                path: path.clone(),
+                reason,
+            };
+            if records.len() != segment.added + segment.updated {
+                return Err(seg_err(format!(
+                    "holds {} records, but the manifest says {} added and {} updated",
+                    records.len(),
+                    segment.added,
+                    segment.updated
+                )));
+            }
+            let mut records = records.into_iter();
+            for p in records.by_ref().take(segment.added) {
+                if by_id.insert(p.id.clone(), papers.len()).is_some() {
+                    return Err(seg_err(format!("adds paper {} a second time", p.id)));
+                }
+                papers.push(p);
+            }
+            for p in records {
+                let row = *by_id.get(&p.id).ok_or_else(|| {
+                    seg_err(format!("updates paper {}, which is not stored", p.id))
+                })?;
+                papers[row] = p;
+            }
+            match &segment.embeddings {
+                Some(name) => data.extend(read_vectors(
+                    &root.join(name),
+                    segment.added,
+                    dim,
+                    "its segment adds",
+                )?),
+                None if segment.added == 0 => {}
+                None => {
+                    return Err(seg_err(format!(
+                        "adds {} papers but names no embeddings file",
+                        segment.added
+                    )))
+                }
+            }
+        }
+        let vectors = ExactIndex::from_vectors(dim, data).map_err(|e| Error::Library {
             path: emb_path.clone(),
             reason: e.to_string(),
         })?;
-        let mut lib = Library {
+        let mut by_title = HashMap::with_capacity(papers.len());
+        for (row, p) in papers.iter().enumerate() {
+            by_title.entry(normalize_title(&p.title)).or_insert(row);
+        }
+        Ok(Library {
             root: root.to_path_buf(),
+            committed_rows: papers.len(),
             manifest,
             papers,
             vectors,
-            by_id: HashMap::new(),
-            by_title: HashMap::new(),
-            hnsw: OnceLock::new(),
-            hnsw_dirty: None,
+            by_id,
+            by_title,
+            base_rows,
+            changed: BTreeSet::new(),
+            graph: OnceLock::new(),
             lexical: OnceLock::new(),
-            lexical_dirty: None,
+            full_rewrite: false,
             dirty: false,
-        };
-        lib.reindex_maps()?;
-        Ok(lib)
+        })
     }
 
     /// A new, empty library in memory; nothing is written until [`Library::commit`].
@@ -345,6 +495,7 @@ impl Library {
                     graph: String::new(),
                     lexical: None,
                 },
+                segments: Vec::new(),
                 digests: Vec::new(),
                 updated: now(),
             },
@@ -352,29 +503,14 @@ impl Library {
             vectors: ExactIndex::new(dim),
             by_id: HashMap::new(),
             by_title: HashMap::new(),
-            hnsw: OnceLock::new(),
-            hnsw_dirty: Some(HnswIndex::new(dim, index, 1024)?),
+            base_rows: 0,
+            committed_rows: 0,
+            changed: BTreeSet::new(),
+            graph: OnceLock::new(),
             lexical: OnceLock::new(),
-            lexical_dirty: Some(LexicalIndex::new()),
+            full_rewrite: true,
             dirty: true,
         })
-    }
-
-    fn reindex_maps(&mut self) -> Result<()> {
-        self.by_id.clear();
-        self.by_title.clear();
-        for (row, p) in self.papers.iter().enumerate() {
-            if self.by_id.insert(p.id.clone(), row).is_some() {
-                return Err(lib_err(
-                    &self.root,
-                    format!("paper id {} is stored twice", p.id),
-                ));
-            }
-            self.by_title
-                .entry(normalize_title(&p.title))
-                .or_insert(row);
-        }
-        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -431,29 +567,33 @@ impl Library {
         Ok(())
     }
 
-    /// The HNSW graph, loaded from disk on first use.
-    fn hnsw(&self) -> Result<&HnswIndex> {
-        if let Some(h) = &self.hnsw_dirty {
-            return Ok(h);
+    /// The base generation's HNSW graph as stored (an empty one for a new library).
+    fn load_graph(&self) -> Result<HnswIndex> {
+        if self.manifest.generation == 0 {
+            return HnswIndex::new(self.dim(), self.manifest.index, 1024);
         }
-        if let Some(h) = self.hnsw.get() {
-            return Ok(h);
-        }
-        let loaded = HnswIndex::load(
-            &self.root.join(&self.manifest.files.graph),
-            self.manifest.index,
-        )?;
-        if loaded.len() != self.len() {
+        let path = self.root.join(&self.manifest.files.graph);
+        let loaded = HnswIndex::load(&path, self.manifest.index)?;
+        if loaded.len() != self.base_rows {
             return Err(Error::Index {
-                path: self.root.join(&self.manifest.files.graph),
+                path,
                 reason: format!(
-                    "holds {} points but the library has {} papers; run `papersim index rebuild`",
+                    "holds {} points but the library's base generation has {} papers; run `papersim index rebuild`",
                     loaded.len(),
-                    self.len()
+                    self.base_rows
                 ),
             });
         }
-        Ok(self.hnsw.get_or_init(|| loaded))
+        Ok(loaded)
+    }
+
+    /// The HNSW graph, loaded from disk on first use.
+    fn hnsw(&self) -> Result<&HnswIndex> {
+        if let Some(g) = self.graph.get() {
+            return Ok(g);
+        }
+        let loaded = self.load_graph()?;
+        Ok(self.graph.get_or_init(|| loaded))
     }
 
     /// The k nearest papers to a unit-norm query.
@@ -464,7 +604,7 @@ impl Library {
             SearchMode::Auto => self.len() >= EXACT_THRESHOLD,
         };
         if use_hnsw {
-            self.hnsw()?.search(query, k)
+            search_layered(self.hnsw()?, &self.vectors, query, k)
         } else {
             self.vectors.search(query, k)
         }
@@ -473,14 +613,14 @@ impl Library {
     /// The lexical (BM25) index of the papers' titles and abstracts, loaded on first use; a
     /// library written before papersim had one gets it built from its papers.
     pub fn lexical(&self) -> Result<&LexicalIndex> {
-        if let Some(l) = &self.lexical_dirty {
-            return Ok(l);
-        }
         if let Some(l) = self.lexical.get() {
             return Ok(l);
         }
-        let loaded = self.load_lexical(self.len())?;
-        Ok(self.lexical.get_or_init(|| loaded))
+        let mut index = self.load_lexical()?;
+        // Papers of later segments (and new ones) are indexed here: cheap, and it keeps the
+        // segments free of lexical files.
+        index.add((index.len()..self.len()).map(|r| self.lexical_text(r)));
+        Ok(self.lexical.get_or_init(|| index))
     }
 
     /// The text the lexical index holds for row `row`.
@@ -489,11 +629,15 @@ impl Library {
         paper_text(&p.title, &p.abstract_text)
     }
 
-    /// The committed lexical index, which must cover the first `rows` papers.
-    fn load_lexical(&self, rows: usize) -> Result<LexicalIndex> {
+    /// The base generation's lexical index, which covers its papers.
+    fn load_lexical(&self) -> Result<LexicalIndex> {
         let name = match &self.manifest.files.lexical {
             Some(name) if self.manifest.generation > 0 => name,
-            _ => return Ok(LexicalIndex::build((0..rows).map(|r| self.lexical_text(r)))),
+            _ => {
+                return Ok(LexicalIndex::build(
+                    (0..self.base_rows).map(|r| self.lexical_text(r)),
+                ))
+            }
         };
         let path = self.root.join(name);
         let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -501,40 +645,27 @@ impl Library {
             path: path.clone(),
             reason: format!("{reason}; run `papersim index rebuild` to rebuild it"),
         })?;
-        if index.len() != rows {
+        if index.len() != self.base_rows {
             return Err(Error::Library {
                 path,
                 reason: format!(
-                    "indexes {} papers but the library has {rows}; run `papersim index rebuild`",
-                    index.len()
+                    "indexes {} papers but the library's base generation has {}; run `papersim index rebuild`",
+                    index.len(),
+                    self.base_rows
                 ),
             });
         }
         Ok(index)
     }
 
-    /// Appends the papers from row `first` on to the lexical index.
-    fn append_lexical(&mut self, first: usize) -> Result<()> {
-        let mut index = match self.lexical_dirty.take() {
-            Some(l) => l,
-            None => match self.lexical.take() {
-                Some(l) => l,
-                None => self.load_lexical(first)?,
-            },
-        };
-        if index.len() != first {
-            return Err(lib_err(
-                &self.root,
-                format!(
-                    "the lexical index holds {} papers, expected {first}",
-                    index.len()
-                ),
-            ));
-        }
-        index.add((first..self.len()).map(|r| self.lexical_text(r)));
-        self.lexical_dirty = Some(index);
-        self.dirty = true;
-        Ok(())
+    /// Whether committing `new` more papers (beyond the ones already added) would write a full
+    /// generation rather than a segment.
+    fn commit_is_full(&self, new: usize) -> bool {
+        let tail = self.len() + new - self.base_rows;
+        self.full_rewrite
+            || self.manifest.generation == 0
+            || self.manifest.segments.len() >= MAX_SEGMENTS
+            || tail as f64 > self.base_rows as f64 * COMPACT_FRACTION
     }
 
     /// Adds the papers of `digests` that are not yet stored, embedding only those, and merges
@@ -573,16 +704,25 @@ impl Library {
                     Some(row) => {
                         report.already_present += 1;
                         let p = &mut self.papers[row];
+                        let mut changed = false;
                         if !p.seen_in.contains(&seen) {
                             p.seen_in.push(seen);
-                            self.dirty = true;
+                            changed = true;
                         }
                         // A later source may know more (an arXiv listing after a text digest).
                         if p.url.is_none() && dp.url.is_some() {
                             p.url = dp.url.clone();
+                            changed = true;
                         }
                         if p.categories.is_empty() && !dp.categories.is_empty() {
                             p.categories = dp.categories.clone();
+                            changed = true;
+                        }
+                        if changed {
+                            self.dirty = true;
+                            if row < self.committed_rows {
+                                self.changed.insert(row);
+                            }
                         }
                     }
                     None => {
@@ -624,15 +764,17 @@ impl Library {
             }
         }
         report.added = new_rows.len();
-        if let Some(&first) = new_rows.first() {
-            // Before the (slow) embedding, so that a damaged lexical file fails fast.
-            self.append_lexical(first)?;
-        }
         if !new_rows.is_empty() {
+            // A commit that writes a full generation reads the stored graph and lexical index:
+            // read them before the (slow) embedding, so that a damaged file fails fast.
+            if self.commit_is_full(0) {
+                self.hnsw()?;
+                self.lexical()?;
+            }
             let texts: Vec<String> = new_rows.iter().map(|&r| self.papers[r].text()).collect();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let (embedded, _) = embedder.embed_with(&refs, progress)?;
-            self.append_vectors(&embedded.data)?;
+            self.append_vectors(new_rows[0], &embedded.data)?;
         }
         report.papers_total = self.papers.len();
         Ok(report)
@@ -672,31 +814,34 @@ impl Library {
         }
         let added = self.len() - first;
         if added > 0 {
-            self.append_lexical(first)?;
-            self.append_vectors(&data)?;
+            self.append_vectors(first, &data)?;
         }
         Ok(added)
     }
 
-    /// Appends vectors for the papers pushed last, to the exact store and the graph.
-    fn append_vectors(&mut self, data: &[f32]) -> Result<()> {
+    /// Appends the vectors of the papers pushed from row `first` on. The graph is left as it
+    /// is (search covers the new rows exactly until a full commit inserts them); a lexical
+    /// index already in memory takes their text.
+    fn append_vectors(&mut self, first: usize, data: &[f32]) -> Result<()> {
         validate_vectors(data, self.dim(), self.vectors.len())?;
+        if self.vectors.len() != first || first + data.len() / self.dim() != self.len() {
+            return Err(lib_err(
+                &self.root,
+                format!(
+                    "{} vectors for papers {first}.. do not match the {} papers",
+                    data.len() / self.dim(),
+                    self.len()
+                ),
+            ));
+        }
         self.vectors.add(data)?;
-        let mut graph = match self.hnsw_dirty.take() {
-            Some(g) => g,
-            None => match self.hnsw.take() {
-                Some(g) => g,
-                None if self.manifest.generation == 0 => {
-                    HnswIndex::new(self.dim(), self.manifest.index, 1024)?
-                }
-                None => HnswIndex::load(
-                    &self.root.join(&self.manifest.files.graph),
-                    self.manifest.index,
-                )?,
-            },
-        };
-        graph.add(data)?;
-        self.hnsw_dirty = Some(graph);
+        // A lexical index loaded after the papers were pushed holds them already.
+        if let Some(from) = self.lexical.get().map(LexicalIndex::len) {
+            let texts: Vec<String> = (from..self.len()).map(|r| self.lexical_text(r)).collect();
+            if let Some(l) = self.lexical.get_mut() {
+                l.add(texts);
+            }
+        }
         self.manifest.papers = self.papers.len();
         self.dirty = true;
         Ok(())
@@ -707,12 +852,13 @@ impl Library {
         let mut graph = HnswIndex::new(self.dim(), params, self.len().max(1024))?;
         graph.add(self.vectors.vectors())?;
         self.manifest.index = params;
-        self.hnsw = OnceLock::new();
-        self.hnsw_dirty = Some(graph);
+        self.graph = OnceLock::new();
+        let _ = self.graph.set(graph);
         self.lexical = OnceLock::new();
-        self.lexical_dirty = Some(LexicalIndex::build(
+        let _ = self.lexical.set(LexicalIndex::build(
             (0..self.len()).map(|r| self.lexical_text(r)),
         ));
+        self.full_rewrite = true;
         self.dirty = true;
         Ok(())
     }
@@ -733,26 +879,32 @@ impl Library {
         self.dirty
     }
 
-    /// Writes a new generation and switches the manifest to it. The caller must hold the
-    /// write lock ([`WriteLock`]).
+    /// Writes the changes and switches the manifest to them. The caller must hold the write
+    /// lock ([`WriteLock`]).
+    ///
+    /// Usually that is a small segment (the new papers, their vectors, and the records of
+    /// papers seen again), so that an ingest writes what it adds, not the whole library. When
+    /// the papers outside the base generation pass [`COMPACT_FRACTION`] of it, or there are
+    /// [`MAX_SEGMENTS`] segments, or the model or index changed, it writes a full generation
+    /// instead: the new papers are inserted into the graph and everything is written afresh.
     pub fn commit(&mut self, _lock: &WriteLock) -> Result<()> {
         if !self.dirty {
             return Ok(());
         }
         fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
         let generation = self.manifest.generation + 1;
-        let files = GenerationFiles {
-            papers: format!("papers.{generation}.jsonl"),
-            embeddings: format!("embeddings.{generation}.npy"),
-            graph: format!("graph.{generation}"),
-            lexical: Some(format!("lexical.{generation}.bin")),
-        };
+        let full = self.commit_is_full(0);
         // Leftovers of a writer killed at this same generation are replaced, never reused.
-        let graph_dir = self.root.join(&files.graph);
+        let graph_dir = self.root.join(format!("graph.{generation}"));
         if graph_dir.exists() {
             fs::remove_dir_all(&graph_dir).map_err(|e| Error::io(&graph_dir, e))?;
         }
-        let manifest = match self.write_generation(generation, files) {
+        let written = if full {
+            self.write_generation(generation)
+        } else {
+            self.write_segment(generation)
+        };
+        let manifest = match written.and_then(|m| self.switch_manifest(m)) {
             Ok(manifest) => manifest,
             Err(e) => {
                 // A failed write (disk full, I/O error) leaves the library as it was: the
@@ -771,54 +923,89 @@ impl Library {
             }
         };
 
-        self.manifest = manifest;
-        if let Some(graph) = self.hnsw_dirty.take() {
-            self.hnsw = OnceLock::new();
-            let _ = self.hnsw.set(graph);
+        let previous = std::mem::replace(&mut self.manifest, manifest);
+        if full {
+            self.base_rows = self.len();
+            self.full_rewrite = false;
         }
-        if let Some(l) = self.lexical_dirty.take() {
-            self.lexical = OnceLock::new();
-            let _ = self.lexical.set(l);
-        }
+        self.committed_rows = self.len();
+        self.changed.clear();
         self.dirty = false;
-        self.remove_stale_generations();
+        self.remove_stale_files(&previous);
         Ok(())
     }
 
-    /// Writes generation `generation`'s files and renames its manifest into place.
-    fn write_generation(&self, generation: u64, files: GenerationFiles) -> Result<Manifest> {
-        let graph_dir = self.root.join(&files.graph);
-
-        let mut jsonl = Vec::new();
-        for p in &self.papers {
-            serde_json::to_writer(&mut jsonl, p).map_err(|e| lib_err(&self.root, e.to_string()))?;
-            jsonl.push(b'\n');
-        }
-        write_durably(&self.root.join(&files.papers), &jsonl)?;
+    /// Writes generation `generation` as a full one: every paper, vector, the graph (with the
+    /// papers added since the base generation inserted) and the lexical index. Returns the
+    /// manifest that names it.
+    fn write_generation(&mut self, generation: u64) -> Result<Manifest> {
+        let files = GenerationFiles {
+            papers: format!("papers.{generation}.jsonl"),
+            embeddings: format!("embeddings.{generation}.npy"),
+            graph: format!("graph.{generation}"),
+            lexical: Some(format!("lexical.{generation}.bin")),
+        };
+        let all: Vec<&Paper> = self.papers.iter().collect();
+        write_durably(&self.root.join(&files.papers), &papers_jsonl(&all)?)?;
         write_durably(
             &self.root.join(&files.embeddings),
             &npy::encode_f32(self.vectors.vectors(), self.len(), self.dim()),
         )?;
-        let lexical = match &self.lexical_dirty {
-            Some(l) => l.to_bytes(),
-            None => self.lexical()?.to_bytes(),
-        };
+        let lexical = self.lexical()?.to_bytes();
         if let Some(name) = &files.lexical {
             write_durably(&self.root.join(name), &lexical)?;
         }
-        match &self.hnsw_dirty {
-            Some(graph) => graph.save(&graph_dir)?,
-            None => {
-                // Unchanged graph: a fresh copy under the new generation's name keeps each
-                // generation self-contained.
-                let old = self.root.join(&self.manifest.files.graph);
-                copy_dir_durably(&old, &graph_dir)?;
-            }
+        self.hnsw()?;
+        let dim = self.dim();
+        let vectors = &self.vectors;
+        if let Some(graph) = self.graph.get_mut() {
+            // The graph is only ever extended, so a failure below leaves it valid in memory.
+            let covered = graph.len() * dim;
+            graph.add(&vectors.vectors()[covered..])?;
+            graph.save(&self.root.join(&files.graph))?;
         }
 
         let mut manifest = self.manifest.clone();
-        manifest.generation = generation;
         manifest.files = files;
+        manifest.segments.clear();
+        Ok(manifest)
+    }
+
+    /// Writes generation `generation` as a segment on top of the current manifest: the papers
+    /// added since the last commit (and their vectors), then the records of committed papers
+    /// that changed.
+    fn write_segment(&self, generation: u64) -> Result<Manifest> {
+        let added: Vec<&Paper> = self.papers[self.committed_rows..].iter().collect();
+        let mut records = added.clone();
+        records.extend(self.changed.iter().map(|&r| &self.papers[r]));
+        let papers = format!("papers.{generation}.jsonl");
+        write_durably(&self.root.join(&papers), &papers_jsonl(&records)?)?;
+        let embeddings = if added.is_empty() {
+            None
+        } else {
+            let name = format!("embeddings.{generation}.npy");
+            let data = &self.vectors.vectors()[self.committed_rows * self.dim()..];
+            write_durably(
+                &self.root.join(&name),
+                &npy::encode_f32(data, added.len(), self.dim()),
+            )?;
+            Some(name)
+        };
+        let mut manifest = self.manifest.clone();
+        manifest.segments.push(Segment {
+            generation,
+            papers,
+            embeddings,
+            added: added.len(),
+            updated: self.changed.len(),
+        });
+        Ok(manifest)
+    }
+
+    /// Stamps `manifest` as the next generation and renames it into place: the commit point.
+    fn switch_manifest(&self, mut manifest: Manifest) -> Result<Manifest> {
+        manifest.format_version = FORMAT_VERSION;
+        manifest.generation = self.manifest.generation + 1;
         manifest.papers = self.papers.len();
         manifest.updated = now();
         let bytes =
@@ -831,47 +1018,45 @@ impl Library {
         Ok(manifest)
     }
 
-    /// Removes files of generations older than the previous one (kept for readers that opened
-    /// the old manifest) and leftovers of killed writers. Failures here lose nothing.
-    fn remove_stale_generations(&self) {
-        let current = self.manifest.generation;
+    /// Removes generation files that neither the current manifest nor `previous` names (the
+    /// previous manifest's are kept for readers that opened it), among them the leftovers of
+    /// killed writers. Failures here lose nothing.
+    fn remove_stale_files(&self, previous: &Manifest) {
+        let keep: BTreeSet<&str> = self
+            .manifest
+            .file_names()
+            .chain(previous.file_names())
+            .collect();
         let Ok(entries) = fs::read_dir(&self.root) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            let Some(generation) = generation_of(&name) else {
+            if generation_of(&name).is_none() || keep.contains(name.as_str()) {
                 continue;
-            };
-            if generation + 1 < current || generation > current {
-                let path = entry.path();
-                let _ = if path.is_dir() {
-                    fs::remove_dir_all(&path)
-                } else {
-                    fs::remove_file(&path)
-                };
             }
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
         }
     }
 
-    /// Bytes on disk of the current generation and the manifest.
+    /// Bytes on disk of the files the manifest names, and the manifest itself.
     pub fn size_on_disk(&self) -> u64 {
-        let f = &self.manifest.files;
         let mut total = 0;
-        for name in [MANIFEST, &f.papers, &f.embeddings]
-            .into_iter()
-            .chain(f.lexical.as_deref())
-        {
-            total += fs::metadata(self.root.join(name))
-                .map(|m| m.len())
-                .unwrap_or(0);
-        }
-        if let Ok(entries) = fs::read_dir(self.root.join(&f.graph)) {
-            total += entries
-                .flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum::<u64>();
+        for name in std::iter::once(MANIFEST).chain(self.manifest.file_names()) {
+            let path = self.root.join(name);
+            total += match fs::read_dir(&path) {
+                Ok(entries) => entries
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum::<u64>(),
+                Err(_) => fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            };
         }
         total
     }
@@ -900,17 +1085,6 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = File::create(path).map_err(|e| Error::io(path, e))?;
     file.write_all(bytes).map_err(|e| Error::io(path, e))?;
     file.sync_all().map_err(|e| Error::io(path, e))
-}
-
-fn copy_dir_durably(from: &Path, to: &Path) -> Result<()> {
-    fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
-    for entry in fs::read_dir(from).map_err(|e| Error::io(from, e))? {
-        let entry = entry.map_err(|e| Error::io(from, e))?;
-        let bytes = fs::read(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
-        write_durably(&to.join(entry.file_name()), &bytes)?;
-    }
-    sync_dir(to);
-    Ok(())
 }
 
 /// The library's write lock: one writer at a time, released when dropped (or when the

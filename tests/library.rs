@@ -205,3 +205,151 @@ fn a_second_writer_is_refused() {
 
 // SIGKILL crash consistency (100 kills over parse, embed and commit) lives in
 // tests/reliability.rs, with the other reliability tests.
+
+/// Name → (length, modification time) of the library's generation files.
+fn files_of(
+    root: &std::path::Path,
+) -> std::collections::BTreeMap<String, (u64, std::time::SystemTime)> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            (
+                e.file_name().to_string_lossy().to_string(),
+                (m.len(), m.modified().unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// Commits into a library of some size write a segment holding only what they add; readers see
+/// base and segments as one library (the same results as a library built in one go); once the
+/// segments pass a tenth of the base, a commit folds them into a new base generation.
+#[test]
+fn an_ingest_writes_a_segment_of_what_it_adds_not_the_library() {
+    let digests = hf_digests();
+    let seed = digest::read_path(
+        &common::fixture("digests/hf-trending-mar-11.txt"),
+        &ParseOptions::default(),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("lib");
+    // A base of the seed and the first 16 days (~230 papers): a 10-paper day is a segment.
+    let mut base = seed.clone();
+    base.extend(digests[..16].iter().cloned());
+    ingest(&root, &base);
+    let base_lib = Library::open(&root).unwrap();
+    let base_len = base_lib.len();
+    assert!(base_lib.manifest().segments.is_empty());
+    drop(base_lib);
+
+    let before = files_of(&root);
+    let base_bytes: u64 = before.values().map(|(len, _)| len).sum();
+    let day = &digests[16];
+    let report = ingest(&root, std::slice::from_ref(day));
+    assert!(
+        report.added > 0 && report.added * 10 <= base_len,
+        "{report:?}"
+    );
+    let after = files_of(&root);
+    // Nothing of the base was rewritten; the new files are the segment and the manifest.
+    for (name, meta) in &before {
+        if name != "manifest.json" && name != "lock" {
+            assert_eq!(after.get(name), Some(meta), "{name} was rewritten");
+        }
+    }
+    let new: Vec<&String> = after.keys().filter(|n| !before.contains_key(*n)).collect();
+    let lib = Library::open(&root).unwrap();
+    let m = lib.manifest();
+    assert_eq!(m.segments.len(), 1);
+    let segment = &m.segments[0];
+    assert_eq!(segment.added, report.added);
+    assert_eq!(segment.generation, m.generation);
+    let mut want = vec![&segment.papers, segment.embeddings.as_ref().unwrap()];
+    want.sort();
+    assert_eq!(new, want);
+    let segment_bytes: u64 = new.iter().map(|n| after[*n].0).sum();
+    assert!(
+        segment_bytes * 10 < base_bytes,
+        "a {}-paper segment took {segment_bytes} bytes against the base's {base_bytes}",
+        report.added
+    );
+    assert_eq!(lib.len(), base_len + report.added);
+    // The new papers are found by every index: the graph's search covers them exactly.
+    for row in base_len..lib.len() {
+        for mode in [SearchMode::Exact, SearchMode::Hnsw] {
+            let top = lib.search(lib.vector(row), 1, mode).unwrap();
+            assert_eq!(top[0].row, row, "{mode:?}");
+        }
+        assert_eq!(lexical_top10(&lib, row)[0].0, lib.papers()[row].id);
+    }
+    drop(lib);
+
+    // A digest of papers already stored writes only their new sightings.
+    let again = digests[..16]
+        .iter()
+        .find(|d| d.papers.len() >= 3)
+        .cloned()
+        .map(|mut d| {
+            d.source = format!("{}-again.txt", d.source.trim_end_matches(".txt"));
+            d
+        })
+        .unwrap();
+    let report = ingest(&root, std::slice::from_ref(&again));
+    assert_eq!(report.added, 0);
+    let lib = Library::open(&root).unwrap();
+    let segment = lib.manifest().segments.last().unwrap();
+    assert_eq!(
+        (segment.added, segment.updated, segment.embeddings.as_ref()),
+        (0, again.papers.len(), None)
+    );
+    for p in &again.papers {
+        let row = lib.row_of_title(&p.title).unwrap();
+        assert_eq!(lib.papers()[row].seen_in.len(), 2, "{}", p.title);
+    }
+    drop(lib);
+
+    // More days, one at a time, until a commit writes a new base; then the library equals one
+    // built in one go.
+    let mut all = base.clone();
+    all.push(day.clone());
+    all.push(again.clone());
+    let mut folded = false;
+    for d in &digests[17..30] {
+        ingest(&root, std::slice::from_ref(d));
+        all.push(d.clone());
+        let lib = Library::open(&root).unwrap();
+        let m = lib.manifest();
+        if m.segments.is_empty() {
+            folded = true;
+            let graph: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(root.join(&m.files.graph).join("index.json")).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(graph["len"].as_u64(), Some(lib.len() as u64));
+            break;
+        }
+        let outside: usize = m.segments.iter().map(|s| s.added).sum();
+        assert!(outside as f64 <= (lib.len() - outside) as f64 * 0.1);
+    }
+    assert!(folded, "the segments were never folded into a new base");
+    let inc = Library::open(&root).unwrap();
+    let one_dir = tmp.path().join("one");
+    ingest(&one_dir, &all);
+    let one = Library::open(&one_dir).unwrap();
+    assert_eq!(inc.len(), one.len());
+    for row in 0..one.len() {
+        let id = &one.papers()[row].id;
+        let inc_row = inc.row_of_id(id).unwrap();
+        assert_eq!(inc.papers()[inc_row], one.papers()[row], "{id}");
+        assert_eq!(exact_top10(&inc, inc_row), exact_top10(&one, row), "{id}");
+        assert_eq!(
+            lexical_top10(&inc, inc_row),
+            lexical_top10(&one, row),
+            "{id}"
+        );
+    }
+}

@@ -569,6 +569,7 @@ fn info(g: &Global, format: InfoFormat) -> Result<()> {
                 "library": lib.root(),
                 "format_version": m.format_version,
                 "generation": m.generation,
+                "segments": m.segments.len(),
                 "papers": lib.len(),
                 "model": m.model,
                 "index": m.index,
@@ -599,9 +600,14 @@ fn info(g: &Global, format: InfoFormat) -> Result<()> {
             )?;
             writeln!(
                 out,
-                "size        {:.1} MiB on disk (generation {})",
+                "size        {:.1} MiB on disk (generation {}{})",
                 lib.size_on_disk() as f64 / 1048576.0,
-                m.generation
+                m.generation,
+                match m.segments.len() {
+                    0 => String::new(),
+                    1 => ", 1 segment".to_string(),
+                    n => format!(", {n} segments"),
+                }
             )?;
             writeln!(out, "updated     {}", m.updated)?;
             if let (Some(first), Some(last)) = (

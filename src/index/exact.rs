@@ -46,6 +46,27 @@ impl ExactIndex {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
 
+    /// The k best of rows `first_row..len()` (as [`VectorIndex::search`] over all rows when
+    /// `first_row` is 0): the exact part of a search whose other rows another index answers.
+    pub fn search_from(&self, query: &[f32], k: usize, first_row: usize) -> Result<Vec<Hit>> {
+        let query = normalized_query(query, self.dim)?;
+        let first_row = first_row.min(self.len());
+        let k = k.min(self.len() - first_row);
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = &self.data[first_row * self.dim..];
+        let top = if rows.len() / self.dim > PARALLEL_ROWS {
+            rows.par_chunks(ROWS_PER_CHUNK * self.dim)
+                .enumerate()
+                .map(|(c, chunk)| self.scan(&query, chunk, first_row + c * ROWS_PER_CHUNK, k))
+                .reduce(|| TopK::new(k), TopK::merge)
+        } else {
+            self.scan(&query, rows, first_row, k)
+        };
+        Ok(top.into_sorted())
+    }
+
     /// Top-k of the rows in `chunk`, whose first row is `first_row`.
     fn scan(&self, query: &[f32], chunk: &[f32], first_row: usize, k: usize) -> TopK {
         let mut top = TopK::new(k);
@@ -75,21 +96,7 @@ impl VectorIndex for ExactIndex {
     }
 
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
-        let query = normalized_query(query, self.dim)?;
-        let k = k.min(self.len());
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        let top = if self.len() > PARALLEL_ROWS {
-            self.data
-                .par_chunks(ROWS_PER_CHUNK * self.dim)
-                .enumerate()
-                .map(|(c, chunk)| self.scan(&query, chunk, c * ROWS_PER_CHUNK, k))
-                .reduce(|| TopK::new(k), TopK::merge)
-        } else {
-            self.scan(&query, &self.data, 0, k)
-        };
-        Ok(top.into_sorted())
+        self.search_from(query, k, 0)
     }
 }
 

@@ -64,6 +64,30 @@ pub trait VectorIndex {
     fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>>;
 }
 
+/// The k nearest of all rows of `all` when `approximate` indexes only its first
+/// `approximate.len()` rows: those are searched there, the rest (rows added since the
+/// approximate index was last built) exactly, and the two lists merged. This is how a library
+/// searches papers that arrived after its HNSW graph was last written.
+pub fn search_layered(
+    approximate: &dyn VectorIndex,
+    all: &ExactIndex,
+    query: &[f32],
+    k: usize,
+) -> Result<Vec<Hit>> {
+    let mut hits = approximate.search(query, k)?;
+    if approximate.len() < all.len() {
+        let mut top = TopK::new(k);
+        for hit in hits
+            .into_iter()
+            .chain(all.search_from(query, k, approximate.len())?)
+        {
+            top.push(hit);
+        }
+        hits = top.into_sorted();
+    }
+    Ok(hits)
+}
+
 /// Checks a batch before it enters any index: dim divides, every vector finite, non-zero norm, and (within 1e-3) unit norm — papersim only stores normalised vectors. Error::InvalidVector names the row (offset by `first_row`).
 pub fn validate_vectors(vectors: &[f32], dim: usize, first_row: usize) -> Result<()> {
     if dim == 0 {
