@@ -15,8 +15,9 @@
 //! Before the criterion groups run, a one-off report on stderr gives: HNSW build time; search
 //! latency p50/p95 and recall@10 against exact search at several `ef_search` values, for the
 //! held-out real papers and for perturbed library vectors; and, end to end through the store
-//! (open, embed with the real model, add, commit a new generation), the time to ingest a
-//! 10-paper digest into the large library and into an empty one.
+//! (open, embed with the real model, add, commit), the time to ingest a 10-paper digest into
+//! the large library (a segment) and into an empty one, and the cost of the commit that folds
+//! a tenth of the library's size in segments into a new base generation.
 //!
 //! ```text
 //! cargo bench --bench index                            # 100,000 vectors
@@ -467,7 +468,53 @@ impl Fixture {
             "ratio large/empty: {:.1}x",
             median(&into_large, 3).as_secs_f64() / median(&into_empty, 3).as_secs_f64()
         );
+        let lib = Library::open(&large)?;
+        let segments = &lib.manifest().segments;
+        eprintln!(
+            "the large library's {} ingests wrote {} segments of {:.0} KiB each (the base: {:.0} MiB)",
+            rounds,
+            segments.len(),
+            (lib.size_on_disk() - size) as f64 / segments.len().max(1) as f64 / 1024.0,
+            size as f64 / (1 << 20) as f64
+        );
+        drop(lib);
+        self.report_fold(&large)?;
         eprintln!("---");
+        Ok(())
+    }
+
+    /// The commit that folds the segments into a new base generation once they pass a tenth of
+    /// it: what the library pays once per that many papers, instead of at every ingest.
+    fn report_fold(&self, root: &Path) -> Result<()> {
+        let lock = WriteLock::acquire(root, false)?;
+        let mut lib = Library::open(root)?;
+        let fold = (lib.len() as f64 * papersim::store::COMPACT_FRACTION) as usize + 1;
+        let dim = lib.dim();
+        let papers: Vec<Paper> = self
+            .library_papers()
+            .into_iter()
+            .take(fold)
+            .map(|mut p| {
+                p.id = format!("fold:{}", p.id);
+                p.title = format!("{} (folded)", p.title);
+                p
+            })
+            .collect();
+        let vectors = &self.exact.vectors()[..papers.len() * dim];
+        lib.add_embedded(papers, vectors)?;
+        let (committed, t) = timed(|| lib.commit(&lock));
+        committed?;
+        anyhow::ensure!(
+            lib.manifest().segments.is_empty(),
+            "the commit did not fold the segments"
+        );
+        eprintln!(
+            "folding {} papers outside the base into a new base of {} (graph inserts included): {t:.2?}, \
+             i.e. {:.1} ms per folded paper",
+            fold,
+            lib.len(),
+            t.as_secs_f64() * 1e3 / fold as f64
+        );
         Ok(())
     }
 }

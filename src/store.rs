@@ -676,6 +676,19 @@ impl Library {
         embedder: &Embedder,
         progress: &dyn Progress,
     ) -> Result<IngestReport> {
+        self.ingest_reusing(digests, embedder, progress, &HashMap::new())
+    }
+
+    /// [`Library::ingest`], taking the vectors of texts in `known` (embedding text → unit
+    /// vector from `embedder`) instead of embedding them again: `triage --ingest` has just
+    /// embedded the digest to rank it.
+    pub fn ingest_reusing(
+        &mut self,
+        digests: &[Digest],
+        embedder: &Embedder,
+        progress: &dyn Progress,
+        known: &HashMap<String, Vec<f32>>,
+    ) -> Result<IngestReport> {
         self.check_model(embedder.files())?;
         let mut report = IngestReport::default();
         let mut new_rows: Vec<usize> = Vec::new();
@@ -772,9 +785,26 @@ impl Library {
                 self.lexical()?;
             }
             let texts: Vec<String> = new_rows.iter().map(|&r| self.papers[r].text()).collect();
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let (embedded, _) = embedder.embed_with(&refs, progress)?;
-            self.append_vectors(new_rows[0], &embedded.data)?;
+            let missing: Vec<&str> = texts
+                .iter()
+                .filter(|t| !known.contains_key(t.as_str()))
+                .map(String::as_str)
+                .collect();
+            let embedded = if missing.is_empty() {
+                Vec::new()
+            } else {
+                embedder.embed_with(&missing, progress)?.0.data
+            };
+            let dim = self.dim();
+            let mut fresh = embedded.chunks_exact(dim);
+            let mut data = Vec::with_capacity(texts.len() * dim);
+            for text in &texts {
+                match known.get(text.as_str()) {
+                    Some(v) => data.extend_from_slice(v),
+                    None => data.extend_from_slice(fresh.next().unwrap_or_default()),
+                }
+            }
+            self.append_vectors(new_rows[0], &data)?;
         }
         report.papers_total = self.papers.len();
         Ok(report)

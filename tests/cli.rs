@@ -280,6 +280,14 @@ fn triage_ranks_a_new_digest_and_can_ingest_it() {
     let info = json(&lib, &["info"]);
     assert!(info["papers"].as_u64().unwrap() > 79);
     assert_eq!(info["digests"].as_array().unwrap().len(), 2);
+    // The vectors it reused from ranking are each paper's own.
+    let library = papersim::store::Library::open(&lib).unwrap();
+    for row in 79..library.len() {
+        let text = library.papers()[row].text();
+        let fresh = common::embedder().embed(&[text.as_str()]).unwrap();
+        let cos = common::cosine(fresh.row(0), library.vector(row));
+        assert!(cos > 0.9999, "row {row}: {cos}");
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod bench;
 mod output;
 mod progress;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -489,7 +490,7 @@ fn ingest(
 ) -> Result<()> {
     let bar = progress::Bar::new(g.quiet);
     let digests = read_digests(paths, &parse_opts(input_format, date)?)?;
-    let report = ingest_digests(g, &digests, wait, &bar)?;
+    let report = ingest_digests(g, &digests, wait, &bar, &HashMap::new())?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {
@@ -521,6 +522,7 @@ fn ingest_digests(
     digests: &[digest::Digest],
     wait: bool,
     bar: &progress::Bar,
+    known: &HashMap<String, Vec<f32>>,
 ) -> Result<IngestReport> {
     let dir = library_dir(g);
     // Everything that can fail without writing (the library, the model, whether they match)
@@ -553,7 +555,7 @@ fn ingest_digests(
             HnswParams::default(),
         )?,
     };
-    let report = lib.ingest(digests, &embedder, bar)?;
+    let report = lib.ingest_reusing(digests, &embedder, bar, known)?;
     lib.commit(&lock)?;
     Ok(report)
 }
@@ -993,7 +995,16 @@ fn triage(
     )?;
     if ingest {
         drop(lib);
-        let report = ingest_digests(g, &digests, false, &bar)?;
+        // The digest was just embedded to rank it (dense and hybrid modes): reuse its vectors.
+        let known: HashMap<String, Vec<f32>> = match &vectors {
+            Some(v) => papers
+                .iter()
+                .enumerate()
+                .map(|(i, (_, p))| (p.embedding_text(), v.row(i).to_vec()))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let report = ingest_digests(g, &digests, false, &bar, &known)?;
         note(
             g,
             &format!(
