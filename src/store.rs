@@ -399,7 +399,14 @@ impl Library {
                 ),
             });
         }
-        let mut data = read_vectors(&emb_path, base_rows, dim, "the library has")?;
+        let mut vectors = ExactIndex::from_vectors(
+            dim,
+            read_vectors(&emb_path, base_rows, dim, "the library has")?,
+        )
+        .map_err(|e| Error::Library {
+            path: emb_path.clone(),
+            reason: e.to_string(),
+        })?;
         let mut by_id: HashMap<String, usize> = HashMap::with_capacity(manifest.papers);
         for (row, p) in papers.iter().enumerate() {
             if by_id.insert(p.id.clone(), row).is_some() {
@@ -438,12 +445,14 @@ impl Library {
                 papers[row] = p;
             }
             match &segment.embeddings {
-                Some(name) => data.extend(read_vectors(
-                    &root.join(name),
-                    segment.added,
-                    dim,
-                    "its segment adds",
-                )?),
+                Some(name) => {
+                    let path = root.join(name);
+                    let data = read_vectors(&path, segment.added, dim, "its segment adds")?;
+                    vectors.add(&data).map_err(|e| Error::Library {
+                        path,
+                        reason: e.to_string(),
+                    })?;
+                }
                 None if segment.added == 0 => {}
                 None => {
                     return Err(seg_err(format!(
@@ -453,10 +462,6 @@ impl Library {
                 }
             }
         }
-        let vectors = ExactIndex::from_vectors(dim, data).map_err(|e| Error::Library {
-            path: emb_path.clone(),
-            reason: e.to_string(),
-        })?;
         let mut by_title = HashMap::with_capacity(papers.len());
         for (row, p) in papers.iter().enumerate() {
             by_title.entry(normalize_title(&p.title)).or_insert(row);
@@ -658,10 +663,9 @@ impl Library {
         Ok(index)
     }
 
-    /// Whether committing `new` more papers (beyond the ones already added) would write a full
-    /// generation rather than a segment.
-    fn commit_is_full(&self, new: usize) -> bool {
-        let tail = self.len() + new - self.base_rows;
+    /// Whether the next commit writes a full generation rather than a segment.
+    fn commit_is_full(&self) -> bool {
+        let tail = self.len() - self.base_rows;
         self.full_rewrite
             || self.manifest.generation == 0
             || self.manifest.segments.len() >= MAX_SEGMENTS
@@ -780,7 +784,7 @@ impl Library {
         if !new_rows.is_empty() {
             // A commit that writes a full generation reads the stored graph and lexical index:
             // read them before the (slow) embedding, so that a damaged file fails fast.
-            if self.commit_is_full(0) {
+            if self.commit_is_full() {
                 self.hnsw()?;
                 self.lexical()?;
             }
@@ -866,11 +870,13 @@ impl Library {
         }
         self.vectors.add(data)?;
         // A lexical index loaded after the papers were pushed holds them already.
-        if let Some(from) = self.lexical.get().map(LexicalIndex::len) {
-            let texts: Vec<String> = (from..self.len()).map(|r| self.lexical_text(r)).collect();
-            if let Some(l) = self.lexical.get_mut() {
-                l.add(texts);
-            }
+        if let Some(l) = self.lexical.get_mut() {
+            let from = l.len();
+            l.add(
+                self.papers[from..]
+                    .iter()
+                    .map(|p| paper_text(&p.title, &p.abstract_text)),
+            );
         }
         self.manifest.papers = self.papers.len();
         self.dirty = true;
@@ -923,7 +929,7 @@ impl Library {
         }
         fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
         let generation = self.manifest.generation + 1;
-        let full = self.commit_is_full(0);
+        let full = self.commit_is_full();
         // Leftovers of a writer killed at this same generation are replaced, never reused.
         let graph_dir = self.root.join(format!("graph.{generation}"));
         if graph_dir.exists() {
@@ -934,7 +940,7 @@ impl Library {
         } else {
             self.write_segment(generation)
         };
-        let manifest = match written.and_then(|m| self.switch_manifest(m)) {
+        let manifest = match written.and_then(|m| self.switch_manifest(m, generation)) {
             Ok(manifest) => manifest,
             Err(e) => {
                 // A failed write (disk full, I/O error) leaves the library as it was: the
@@ -985,15 +991,18 @@ impl Library {
         if let Some(name) = &files.lexical {
             write_durably(&self.root.join(name), &lexical)?;
         }
-        self.hnsw()?;
-        let dim = self.dim();
-        let vectors = &self.vectors;
-        if let Some(graph) = self.graph.get_mut() {
-            // The graph is only ever extended, so a failure below leaves it valid in memory.
-            let covered = graph.len() * dim;
-            graph.add(&vectors.vectors()[covered..])?;
-            graph.save(&self.root.join(&files.graph))?;
-        }
+        let mut graph = match self.graph.take() {
+            Some(g) => g,
+            None => self.load_graph()?,
+        };
+        let covered = graph.len() * self.dim();
+        let saved = graph
+            .add(&self.vectors.vectors()[covered..])
+            .and_then(|()| graph.save(&self.root.join(&files.graph)));
+        // Kept whether or not the write worked: the graph is only ever extended, and search
+        // covers whatever rows it does not hold exactly.
+        let _ = self.graph.set(graph);
+        saved?;
 
         let mut manifest = self.manifest.clone();
         manifest.files = files;
@@ -1032,10 +1041,10 @@ impl Library {
         Ok(manifest)
     }
 
-    /// Stamps `manifest` as the next generation and renames it into place: the commit point.
-    fn switch_manifest(&self, mut manifest: Manifest) -> Result<Manifest> {
+    /// Stamps `manifest` as generation `generation` and renames it into place: the commit point.
+    fn switch_manifest(&self, mut manifest: Manifest, generation: u64) -> Result<Manifest> {
         manifest.format_version = FORMAT_VERSION;
-        manifest.generation = self.manifest.generation + 1;
+        manifest.generation = generation;
         manifest.papers = self.papers.len();
         manifest.updated = now();
         let bytes =
