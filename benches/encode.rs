@@ -7,9 +7,9 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use papersim::bench::BenchTexts;
-use papersim::device::{self, DeviceRequest, Precision};
-use papersim::tokenize::BatchLimits;
+use papersim::encode::speed::BenchTexts;
+use papersim::encode::device::{self, DeviceRequest, Precision};
+use papersim::encode::tokenize::BatchLimits;
 use papersim::{Embedder, EmbedderConfig};
 
 /// Texts encoded per iteration: enough for several batches at the largest batch size.

@@ -35,8 +35,9 @@ use papersim::digest::{self, Digest, ParseOptions};
 use papersim::index::{ExactIndex, HnswIndex, HnswParams, VectorIndex};
 use papersim::paper::DigestPaper;
 use papersim::progress::NoProgress;
-use papersim::store::{Library, ModelInfo, Paper, SeenIn, WriteLock};
-use papersim::{npy, Embedder, EmbedderConfig};
+use papersim::library::{Library, ModelInfo, Paper, SeenIn, WriteLock};
+use papersim::library::npy;
+use papersim::{Embedder, EmbedderConfig};
 use sha2::{Digest as _, Sha256};
 
 // The unit tests' reproducible random data (xorshift, Box–Muller, perturbation), shared by path.
@@ -118,7 +119,7 @@ fn embed_cached(embedder: &Embedder, texts: &[String]) -> Result<Vec<f32>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let embedded = embedder.embed(&refs)?;
     std::fs::create_dir_all(&dir)?;
-    papersim::store::write_durably(
+    papersim::library::write_durably(
         &path,
         &npy::encode_f32(&embedded.data, embedded.len(), embedded.dim),
     )?;
@@ -488,7 +489,7 @@ impl Fixture {
     fn report_fold(&self, root: &Path) -> Result<()> {
         let lock = WriteLock::acquire(root, false)?;
         let mut lib = Library::open(root)?;
-        let fold = (lib.len() as f64 * papersim::store::COMPACT_FRACTION) as usize + 1;
+        let fold = (lib.len() as f64 * papersim::library::COMPACT_FRACTION) as usize + 1;
         let dim = lib.dim();
         let papers: Vec<Paper> = self
             .library_papers()

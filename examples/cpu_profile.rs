@@ -4,15 +4,15 @@
 //! file (one per line; `cpu_throughput texts` writes them) once to warm up, then again with
 //! every stage timed, and prints a Markdown table: milliseconds per batch and share of the
 //! total. Stages inside a parallel region share its wall time in proportion to their thread
-//! time (see `papersim::bert::Profile::add_split`).
+//! time (see `papersim::encode::forward::Profile::add_split`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use papersim::bert::{Backend, Profile};
-use papersim::device::DeviceRequest;
+use papersim::encode::forward::{Backend, Profile};
+use papersim::encode::device::DeviceRequest;
 use papersim::{Embedder, EmbedderConfig};
 
 #[derive(Parser)]

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use papersim::bert::Backend;
-use papersim::device::DeviceRequest;
+use papersim::encode::forward::Backend;
+use papersim::encode::device::DeviceRequest;
 use papersim::digest::{self, ParseOptions};
 use papersim::{Embedder, EmbedderConfig};
 
@@ -48,7 +48,7 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
         /// Model directory or repo id.
-        #[arg(long, default_value = papersim::model::DEFAULT_MODEL)]
+        #[arg(long, default_value = papersim::encode::model::DEFAULT_MODEL)]
         model: String,
         /// Writes the vectors of the last run here (.npy, rows in input order).
         #[arg(long)]
@@ -164,7 +164,7 @@ fn run(
     if let Some(file) = vectors {
         std::fs::write(
             &file,
-            papersim::npy::encode_f32(&out.data, out.len(), out.dim),
+            papersim::library::npy::encode_f32(&out.data, out.len(), out.dim),
         )?;
     }
     let best = runs.iter().copied().fold(f64::INFINITY, f64::min);

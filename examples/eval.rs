@@ -23,16 +23,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use papersim::device::DeviceRequest;
+use papersim::encode::device::DeviceRequest;
 use papersim::digest::{self, ParseOptions};
-use papersim::hybrid::{self, Fusion, Retrieval};
+use papersim::rank::hybrid::{self, Fusion, Retrieval};
 use papersim::index::HnswParams;
-use papersim::lexical::{paper_text, tokens};
+use papersim::index::lexical::{paper_text, tokens};
 use papersim::paper::embedding_text;
 use papersim::progress::{NoProgress, Progress};
-use papersim::recommend::{resolve_paper, RankOptions};
-use papersim::store::{Library, ModelInfo, Paper, WriteLock};
-use papersim::{npy, Embedder, EmbedderConfig};
+use papersim::rank::{resolve_paper, RankOptions};
+use papersim::library::{Library, ModelInfo, Paper, WriteLock};
+use papersim::library::npy;
+use papersim::{Embedder, EmbedderConfig};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -604,7 +605,7 @@ fn main() {
     let emb_bytes = std::fs::metadata(lat_dir.join(&lib.manifest().files.embeddings))
         .unwrap()
         .len();
-    let _ = lib.search(lib.vector(0), 1, papersim::store::SearchMode::Auto); // loads the graph
+    let _ = lib.search(lib.vector(0), 1, papersim::library::SearchMode::Auto); // loads the graph
     let mut rng = Rng(42);
     let rows: Vec<usize> = (0..200).map(|_| rng.below(lib.len())).collect();
     let texts: Vec<String> = rows

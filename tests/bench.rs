@@ -5,8 +5,8 @@ mod common;
 
 use common::papersim;
 
-use papersim::bench::{self, BenchConfig, BenchTexts, SCHEMA};
-use papersim::device::{self, DeviceRequest, Precision};
+use papersim::encode::speed::{self, BenchConfig, BenchTexts, SCHEMA};
+use papersim::encode::device::{self, DeviceRequest, Precision};
 use serde_json::Value;
 
 fn small_config() -> BenchConfig {
@@ -38,7 +38,7 @@ fn varied_texts() -> BenchTexts {
 fn run_small() -> Value {
     common::embedder(); // provisions the model once, under its lock
     let texts = varied_texts();
-    let report = bench::run(&small_config(), &texts, &papersim::progress::NoProgress).unwrap();
+    let report = speed::run(&small_config(), &texts, &papersim::progress::NoProgress).unwrap();
     serde_json::to_value(&report).unwrap()
 }
 
@@ -202,7 +202,7 @@ fn auto_is_not_a_benchmark_device() {
         ..BenchConfig::default()
     };
     let texts = BenchTexts::sample(2).unwrap();
-    let err = bench::run(&config, &texts, &papersim::progress::NoProgress)
+    let err = speed::run(&config, &texts, &papersim::progress::NoProgress)
         .unwrap_err()
         .to_string();
     assert!(err.contains("auto"), "{err}");

@@ -281,7 +281,7 @@ fn triage_ranks_a_new_digest_and_can_ingest_it() {
     assert!(info["papers"].as_u64().unwrap() > 79);
     assert_eq!(info["digests"].as_array().unwrap().len(), 2);
     // The vectors it reused from ranking are each paper's own.
-    let library = papersim::store::Library::open(&lib).unwrap();
+    let library = papersim::library::Library::open(&lib).unwrap();
     for row in 79..library.len() {
         let text = library.papers()[row].text();
         let fresh = common::embedder().embed(&[text.as_str()]).unwrap();
@@ -338,7 +338,7 @@ fn embed_writes_npy_with_a_sidecar_and_jsonl() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let (data, rows, cols) = papersim::npy::decode_f32(&std::fs::read(&out).unwrap()).unwrap();
+    let (data, rows, cols) = papersim::library::npy::decode_f32(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!((rows, cols), (79, 384));
     assert!(data.iter().all(|x| x.is_finite()));
     let sidecar = std::fs::read_to_string(tmp.path().join("seed.jsonl")).unwrap();

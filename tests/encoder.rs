@@ -3,9 +3,9 @@
 mod common;
 
 use common::{candle_embedder, cosine, embedder, reference};
-use papersim::bert::Backend;
-use papersim::device::DeviceRequest;
-use papersim::tokenize::BatchLimits;
+use papersim::encode::forward::Backend;
+use papersim::encode::device::DeviceRequest;
+use papersim::encode::tokenize::BatchLimits;
 use papersim::{Embedder, EmbedderConfig};
 
 /// Checks an embedder against sentence-transformers' vectors for the 83 reference texts.
@@ -180,7 +180,7 @@ fn the_fast_path_refuses_what_it_cannot_run() {
         embedder().files().clone(),
         &EmbedderConfig {
             device: DeviceRequest::Cpu,
-            precision: papersim::device::Precision::F16,
+            precision: papersim::encode::device::Precision::F16,
             backend: Backend::CpuFast,
             ..EmbedderConfig::default()
         },

@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use common::{copy_dir, ingest, json, run_in, seed_library, stderr, titles, CODERL, DMD};
 
 use papersim::digest::{self, ParseOptions};
-use papersim::hybrid::{self, Retrieval};
-use papersim::recommend::RankOptions;
-use papersim::store::Library;
+use papersim::rank::hybrid::{self, Retrieval};
+use papersim::rank::RankOptions;
+use papersim::library::Library;
 use serde_json::Value;
 
 const ITERTL: &str = "ITERTL: An Iterative Framework for Fine-tuning LLMs for RTL Code Generation";
@@ -253,7 +253,7 @@ fn a_damaged_lexical_file_is_a_clear_error_and_index_rebuild_repairs_it() {
     }
 
     // A lexical file that disagrees with the papers is refused too.
-    let other = papersim::lexical::LexicalIndex::build(["just one paper about diffusion"]);
+    let other = papersim::index::lexical::LexicalIndex::build(["just one paper about diffusion"]);
     std::fs::write(&file, other.to_bytes()).unwrap();
     let msg = Library::open(&root)
         .unwrap()

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use papersim::digest::{self, ParseOptions};
 use papersim::paper::normalize_title;
-use papersim::store::{Library, SearchMode, WriteLock};
+use papersim::library::{Library, SearchMode, WriteLock};
 
 use common::ingest;
 
@@ -182,7 +182,7 @@ fn a_library_refuses_another_model() {
         config.replace("\"gelu\"", "\"gelu\" "),
     )
     .unwrap();
-    let files = papersim::model::load_dir("other", &other, "test").unwrap();
+    let files = papersim::encode::model::load_dir("other", &other, "test").unwrap();
     let lib = Library::open(&root).unwrap();
     let msg = lib.check_model(&files).unwrap_err().to_string();
     assert!(

@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use papersim::model::{self, ResolveOptions};
+use papersim::encode::model::{self, ResolveOptions};
 use papersim::progress::NoProgress;
 use papersim::Error;
 
@@ -46,7 +46,7 @@ fn a_local_directory_is_used_as_is() {
     );
     assert_eq!(files.dim(), 384);
     assert!(files.normalize);
-    assert_eq!(files.pooling, papersim::pooling::Pooling::Mean);
+    assert_eq!(files.pooling, papersim::encode::pooling::Pooling::Mean);
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn broken_model_directories_name_the_file() {
     fs::write(bad_tok.join("tokenizer.json"), "{}").unwrap();
     let files = model::resolve(bad_tok.to_str().unwrap(), &opts, &NoProgress).unwrap();
     let config = papersim::EmbedderConfig {
-        device: papersim::device::DeviceRequest::Cpu,
+        device: papersim::encode::device::DeviceRequest::Cpu,
         ..Default::default()
     };
     let msg = papersim::Embedder::from_files(files, &config)

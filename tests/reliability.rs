@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use papersim::digest::{self, ParseOptions};
 use papersim::paper::normalize_title;
-use papersim::store::{Library, SearchMode, WriteLock};
+use papersim::library::{Library, SearchMode, WriteLock};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
@@ -587,7 +587,7 @@ fn check_consistent(root: &Path, rng: &mut Rng) -> BTreeSet<String> {
     let papers = std::fs::read_to_string(root.join(files["papers"].as_str().unwrap())).unwrap();
     assert_eq!(papers.lines().count(), base, "papers file");
     let npy = std::fs::read(root.join(files["embeddings"].as_str().unwrap())).unwrap();
-    let (_, rows, cols) = papersim::npy::decode_f32(&npy).unwrap();
+    let (_, rows, cols) = papersim::library::npy::decode_f32(&npy).unwrap();
     assert_eq!((rows, cols), (base, 384), "embeddings file");
     let graph: Value = serde_json::from_slice(
         &std::fs::read(
@@ -607,7 +607,7 @@ fn check_consistent(root: &Path, rng: &mut Rng) -> BTreeSet<String> {
         );
         if let Some(name) = s["embeddings"].as_str() {
             let (_, rows, _) =
-                papersim::npy::decode_f32(&std::fs::read(root.join(name)).unwrap()).unwrap();
+                papersim::library::npy::decode_f32(&std::fs::read(root.join(name)).unwrap()).unwrap();
             assert_eq!(rows, count(&s["added"]), "segment {s}");
         } else {
             assert_eq!(count(&s["added"]), 0, "segment {s}");

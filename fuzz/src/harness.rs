@@ -10,8 +10,8 @@ use std::path::Path;
 
 use papersim::digest::{self, InputFormat, ParseOptions};
 use papersim::index::{HnswIndex, HnswParams, VectorIndex};
-use papersim::recommend::{self, RankOptions};
-use papersim::store::{Library, SearchMode};
+use papersim::rank::{self, RankOptions};
+use papersim::library::{Library, SearchMode};
 
 /// The name the fuzzed digest is parsed under: its date meets header dates such as `Dec 31`.
 pub const DIGEST_SOURCE: &str = "fuzz/hf_2026-01-01.txt";
@@ -190,10 +190,10 @@ pub fn library_in(root: &Path, data: &[u8]) -> Outcome {
                 mode,
                 ..RankOptions::default()
             };
-            if let Ok(ranked) = recommend::similar(&lib, 0, &opts) {
+            if let Ok(ranked) = rank::similar(&lib, 0, &opts) {
                 assert!(ranked.iter().all(|r| r.row < n && r.row != 0));
             }
-            if let Ok(ranked) = recommend::recommend(&lib, &[0], &[n - 1], &opts) {
+            if let Ok(ranked) = rank::recommend(&lib, &[0], &[n - 1], &opts) {
                 assert!(ranked.iter().all(|r| r.row < n));
             }
         }
@@ -281,7 +281,7 @@ pub fn synthetic_library(n: usize, dim: usize) -> Vec<Vec<u8>> {
         papers.push(b'\n');
     }
     let manifest = serde_json::json!({
-        "format_version": papersim::store::FORMAT_VERSION,
+        "format_version": papersim::library::FORMAT_VERSION,
         "generation": 1,
         "model": {
             "id": "fuzz/model",
@@ -305,7 +305,7 @@ pub fn synthetic_library(n: usize, dim: usize) -> Vec<Vec<u8>> {
     vec![
         serde_json::to_vec_pretty(&manifest).unwrap(),
         papers,
-        papersim::npy::encode_f32(&vectors, n, dim),
+        papersim::library::npy::encode_f32(&vectors, n, dim),
         read("index.json"),
         read("hnsw.hnsw.graph"),
         read("hnsw.hnsw.data"),

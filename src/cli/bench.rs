@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
 use plotters::prelude::*;
 
-use papersim::bench::{BenchConfig, BenchReport, BenchTexts, Run};
-use papersim::device::{DeviceRequest, Precision};
+use papersim::encode::speed::{BenchConfig, BenchReport, BenchTexts, Run};
+use papersim::encode::device::{DeviceRequest, Precision};
 
 use super::{progress, Global};
 
@@ -103,7 +103,7 @@ fn measure(g: &Global, args: &BenchArgs) -> Result<BenchReport> {
         model: g
             .model
             .clone()
-            .unwrap_or_else(|| papersim::model::DEFAULT_MODEL.to_string()),
+            .unwrap_or_else(|| papersim::encode::model::DEFAULT_MODEL.to_string()),
         devices: parse_list::<DeviceRequest>(&args.devices, "--devices")?,
         precisions: parse_list::<Precision>(&args.dtypes, "--dtypes")?,
         batch_sizes: args.batch_sizes.clone(),
@@ -112,7 +112,7 @@ fn measure(g: &Global, args: &BenchArgs) -> Result<BenchReport> {
         agreement_texts: args.agreement_texts,
         ..BenchConfig::default()
     };
-    papersim::bench::validate(&config)?;
+    papersim::encode::speed::validate(&config)?;
     let texts = match &args.texts {
         Some(path) => BenchTexts::from_path(path, args.limit)?,
         None => BenchTexts::sample(args.limit)?,
@@ -129,7 +129,7 @@ fn measure(g: &Global, args: &BenchArgs) -> Result<BenchReport> {
         eprintln!("papersim: warning: this is a debug build; its figures are not meaningful (use --release)");
     }
     let bar = progress::Bar::new(g.quiet);
-    Ok(papersim::bench::run(&config, &texts, &bar)?)
+    Ok(papersim::encode::speed::run(&config, &texts, &bar)?)
 }
 
 fn parse_list<T>(items: &[String], flag: &str) -> Result<Vec<T>>

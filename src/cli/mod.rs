@@ -14,13 +14,13 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use serde_json::json;
 
 use output::{Closest, Format, Report, ResultRow};
-use papersim::device::{DeviceRequest, Precision};
+use papersim::encode::device::{DeviceRequest, Precision};
 use papersim::digest::{self, InputFormat, ParseOptions};
-use papersim::hybrid::{self, Retrieval};
+use papersim::rank::hybrid::{self, Retrieval};
 use papersim::index::HnswParams;
-use papersim::recommend::{self, Profile, RankOptions, Ranked};
-use papersim::store::{self, IngestReport, Library, ModelInfo, SearchMode, WriteLock};
-use papersim::tokenize::BatchLimits;
+use papersim::rank::{self, Profile, RankOptions, Ranked};
+use papersim::library::{self, IngestReport, Library, ModelInfo, SearchMode, WriteLock};
+use papersim::encode::tokenize::BatchLimits;
 use papersim::{Embedder, EmbedderConfig};
 
 /// Find related research papers from your paper digests, locally.
@@ -315,7 +315,7 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn library_dir(g: &Global) -> PathBuf {
-    g.library.clone().unwrap_or_else(store::default_library_dir)
+    g.library.clone().unwrap_or_else(library::default_library_dir)
 }
 
 fn note(g: &Global, msg: &str) {
@@ -330,7 +330,7 @@ fn load_embedder(g: &Global, library_model: Option<&str>, bar: &progress::Bar) -
         .model
         .clone()
         .or_else(|| library_model.map(str::to_string))
-        .unwrap_or_else(|| papersim::model::DEFAULT_MODEL.to_string());
+        .unwrap_or_else(|| papersim::encode::model::DEFAULT_MODEL.to_string());
     let config = EmbedderConfig {
         model,
         device: g.device.parse::<DeviceRequest>()?,
@@ -432,7 +432,7 @@ fn embed(
         let mut g = g.clone();
         g.model = g
             .model
-            .or_else(|| Some(papersim::model::DEFAULT_MODEL.to_string()));
+            .or_else(|| Some(papersim::encode::model::DEFAULT_MODEL.to_string()));
         load_embedder(&g, None, &bar)?
     };
     let texts: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
@@ -450,7 +450,7 @@ fn embed(
             }
         }
         EmbedFormat::Npy => {
-            let bytes = papersim::npy::encode_f32(&vectors.data, vectors.len(), vectors.dim);
+            let bytes = papersim::library::npy::encode_f32(&vectors.data, vectors.len(), vectors.dim);
             write_atomically(output, &bytes)?;
             let sidecar = output.with_extension("jsonl");
             let mut side = Vec::new();
@@ -475,7 +475,7 @@ fn embed(
 /// Writes a file through a temporary sibling, fsync and rename, so a crash never leaves half.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp-papersim");
-    store::write_durably(&tmp, bytes)?;
+    library::write_durably(&tmp, bytes)?;
     std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(())
 }
@@ -542,7 +542,7 @@ fn ingest_digests(
     if Library::exists(&dir) {
         let current = std::fs::read(dir.join("manifest.json"))
             .ok()
-            .and_then(|b| serde_json::from_slice::<store::Manifest>(&b).ok());
+            .and_then(|b| serde_json::from_slice::<library::Manifest>(&b).ok());
         if lib.is_none() || current.as_ref() != lib.as_ref().map(|l| l.manifest()) {
             lib = Some(Library::open(&dir)?);
         }
@@ -722,7 +722,7 @@ fn library_rows(
 
 /// The sentence of `text` closest to `target`.
 fn best_sentence(embedder: &Embedder, text: &str, target: &[f32]) -> Result<String> {
-    let sentences = recommend::sentences(text);
+    let sentences = rank::sentences(text);
     if sentences.is_empty() {
         return Ok(String::new());
     }
@@ -763,7 +763,7 @@ fn library_embedder(g: &Global, lib: &Library, bar: &progress::Bar) -> Result<Em
 fn similar(g: &Global, paper: &str, rank: &RankArgs) -> Result<()> {
     let opts = rank_options(rank)?;
     let lib = open_library(g)?;
-    let row = recommend::resolve_paper(&lib, paper)?;
+    let row = rank::resolve_paper(&lib, paper)?;
     let ranked = hybrid::similar(&lib, row, &opts, rank.mode.into())?;
     let embedder = if rank.explain {
         Some(library_embedder(g, &lib, &progress::Bar::new(g.quiet))?)
@@ -847,7 +847,7 @@ fn profile_refs(
 
 fn resolve_all(lib: &Library, refs: &[String]) -> Result<Vec<usize>> {
     refs.iter()
-        .map(|r| Ok(recommend::resolve_paper(lib, r)?))
+        .map(|r| Ok(rank::resolve_paper(lib, r)?))
         .collect()
 }
 
@@ -938,7 +938,7 @@ fn triage(
     };
     let texts: Vec<String> = papers
         .iter()
-        .map(|(_, p)| papersim::lexical::paper_text(&p.title, &p.abstract_text))
+        .map(|(_, p)| papersim::index::lexical::paper_text(&p.title, &p.abstract_text))
         .collect();
     let scored = hybrid::triage(
         &lib,

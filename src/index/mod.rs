@@ -19,6 +19,7 @@ use std::collections::BinaryHeap;
 use crate::{Error, Result};
 
 pub mod exact;
+pub mod lexical;
 pub mod hnsw;
 
 pub use exact::ExactIndex;

@@ -10,13 +10,15 @@
 //! then interleaved round-robin across the liked papers each candidate is closest to, so one
 //! dense interest cannot crowd the others out of the top k.
 
+pub mod hybrid;
+
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::index::Hit;
 use crate::paper::normalize_title;
-use crate::store::{Library, SearchMode};
+use crate::library::{Library, SearchMode};
 use crate::{Error, Result};
 
 /// How much a disliked paper's similarity (above the floor) pulls a candidate down.

@@ -33,18 +33,20 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
-use crate::embedder::Embedder;
+use crate::encode::embedder::Embedder;
 use crate::index::{
     search_layered, validate_vectors, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex,
     EXACT_THRESHOLD,
 };
-use crate::lexical::{paper_text, LexicalIndex};
-use crate::model::ModelFiles;
+use crate::index::lexical::{paper_text, LexicalIndex};
+use crate::encode::model::ModelFiles;
 use crate::paper::{embedding_text, normalize_title};
-use crate::pooling::Pooling;
+use crate::encode::pooling::Pooling;
 use crate::progress::Progress;
-use crate::provision::sync_dir;
-use crate::{npy, Error, Result};
+use crate::encode::provision::sync_dir;
+use crate::{Error, Result};
+
+pub mod npy;
 
 /// Version of the on-disk format papersim writes; a library of a version it cannot read is
 /// refused, not guessed at. Version 2 added segments; version 1 libraries (a base generation

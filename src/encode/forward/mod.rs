@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
 
-use crate::model::ModelFiles;
+use crate::encode::model::ModelFiles;
 use crate::{Error, Result};
 
-use crate::bert_cpu::CpuBert;
+pub mod cpu;
+
+use cpu::CpuBert;
 
 /// Which implementation of the forward pass to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

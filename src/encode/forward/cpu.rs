@@ -4,9 +4,9 @@
 //! weights transposed to `[in, out]`, Q/K/V fused into one matrix) and [`CpuBert::forward`] takes
 //! token ids, type ids and the attention mask as slices and returns the hidden states, row-major
 //! `[batch, len, hidden]`, with zeros at padded positions. Nothing outside this module sees its
-//! buffers: [`crate::bert::Encoder`] wraps it behind the same tensor interface as the candle path.
+//! buffers: [`crate::encode::forward::Encoder`] wraps it behind the same tensor interface as the candle path.
 //! It runs f32 on the CPU only; CUDA and half precision stay on the candle-tensor path
-//! ([`crate::bert::Backend::Papersim`]), and the upstream `BertModel` stays the reference.
+//! ([`crate::encode::forward::Backend::Papersim`]), and the upstream `BertModel` stays the reference.
 //!
 //! Where the time goes and why this is faster than the same model as candle tensors:
 //! - Padding is never computed. Real tokens are packed into one `[tokens, hidden]` matrix, so the
@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use crate::bert::Profile;
-use crate::model::BertConfig;
+use crate::encode::forward::Profile;
+use crate::encode::model::BertConfig;
 use crate::{Error, Result};
 
 /// The non-linearity between the two feed-forward matrices.

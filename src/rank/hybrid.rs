@@ -32,18 +32,18 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::index::{dot, Hit};
-use crate::lexical::{top_hits, LexQuery};
+use crate::index::lexical::{top_hits, LexQuery};
 use crate::paper::normalize_title;
-use crate::recommend::{
-    self, finish, finish_profile, profile_exclusions, profile_score, sort_ranked, RankOptions,
+use crate::rank::{
+    finish, finish_profile, profile_exclusions, profile_score, sort_ranked, RankOptions,
     Ranked, DISLIKE_WEIGHT, DUPLICATE_COSINE,
 };
-use crate::store::Library;
+use crate::library::Library;
 use crate::{Error, Result};
 
 /// Lexical similarity to a disliked paper below which no penalty applies: papers of one field
 /// that share only its common words score 0.02-0.1 (the analogue of
-/// [`crate::recommend::DISLIKE_FLOOR`] for cosines).
+/// [`crate::rank::DISLIKE_FLOOR`] for cosines).
 pub const LEXICAL_DISLIKE_FLOOR: f32 = 0.1;
 
 /// How hybrid ranking combines the two measures.
@@ -272,7 +272,7 @@ pub fn similar(
     retrieval: Retrieval,
 ) -> Result<Vec<Ranked>> {
     if retrieval == Retrieval::Dense {
-        return recommend::similar(lib, row, opts);
+        return super::similar(lib, row, opts);
     }
     let seed = lib.vector(row);
     let seed_title = normalize_title(&lib.papers()[row].title);
@@ -303,7 +303,7 @@ pub fn query(
         )));
     }
     let ranked = match (retrieval, vector) {
-        (Retrieval::Dense, Some(v)) => return recommend::query(lib, v, opts),
+        (Retrieval::Dense, Some(v)) => return super::query(lib, v, opts),
         _ => rank_text(lib, text, true, vector, opts, retrieval, 0)?,
     };
     Ok(finish(lib, ranked, opts))
@@ -368,7 +368,7 @@ pub fn recommend(
     retrieval: Retrieval,
 ) -> Result<Vec<Ranked>> {
     if retrieval == Retrieval::Dense {
-        return recommend::recommend(lib, likes, unlikes, opts);
+        return super::recommend(lib, likes, unlikes, opts);
     }
     if likes.is_empty() {
         return Err(Error::InvalidInput(
@@ -453,7 +453,7 @@ pub fn recommend(
 }
 
 /// Scores papers that are not in the library (a new digest's) for a reader: `texts` are their
-/// titles and abstracts (see [`crate::lexical::paper_text`]), `vectors` their unit vectors,
+/// titles and abstracts (see [`crate::index::lexical::paper_text`]), `vectors` their unit vectors,
 /// row-major (needed unless `retrieval` is lexical). Returns (paper index, score, index into
 /// `likes` of the closest liked paper), best first, without those below `opts.min_score`.
 pub fn triage(

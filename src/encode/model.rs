@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::pooling::Pooling;
+use crate::encode::pooling::Pooling;
 use crate::progress::Progress;
 use crate::{Error, Result};
 
@@ -18,7 +18,7 @@ use crate::{Error, Result};
 pub const DEFAULT_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 /// The catalogue of models with registry fallbacks, kept as data.
-const KNOWN_MODELS_JSON: &str = include_str!("../models/known.json");
+const KNOWN_MODELS_JSON: &str = include_str!("../../models/known.json");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct KnownModel {
@@ -401,7 +401,7 @@ pub fn resolve(name: &str, opts: &ResolveOptions, progress: &dyn Progress) -> Re
         match known_model(&canonical) {
             Some(model) => {
                 for fallback in &model.fallbacks {
-                    match crate::provision::provision(&canonical, fallback, &local, progress) {
+                    match crate::encode::provision::provision(&canonical, fallback, &local, progress) {
                         Ok(origin) => return load_dir(&canonical, &local, &origin),
                         Err(e) => tried.push(e.to_string()),
                     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::model::{hex, Fallback};
+use crate::encode::model::{hex, Fallback};
 use crate::progress::Progress;
 use crate::{Error, Result};
 

@@ -16,18 +16,18 @@ use std::time::{Duration, Instant};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::device::{self, DeviceRequest, Precision};
+use crate::encode::device::{self, DeviceRequest, Precision};
 use crate::digest::{self, ParseOptions};
-use crate::model::{self, ModelFiles, ResolveOptions};
+use crate::encode::model::{self, ModelFiles, ResolveOptions};
 use crate::progress::{NoProgress, Progress};
-use crate::tokenize::{plan_batches, BatchLimits, Encoded};
+use crate::encode::tokenize::{plan_batches, BatchLimits, Encoded};
 use crate::{Embedder, EmbedderConfig, Error, Result};
 
 /// Version of the JSON report; bump when a field changes meaning or disappears.
 pub const SCHEMA: &str = "papersim-bench/1";
 
 /// The bundled sample digest (79 papers from one trending-papers digest).
-pub const SAMPLE_DIGEST: &str = include_str!("../data/sample/hf-trending-mar-11.txt");
+pub const SAMPLE_DIGEST: &str = include_str!("../../data/sample/hf-trending-mar-11.txt");
 /// How the bundled sample is named in reports.
 pub const SAMPLE_NAME: &str = "bundled sample (data/sample/hf-trending-mar-11.txt)";
 
