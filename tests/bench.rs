@@ -1,9 +1,9 @@
 //! `papersim bench`: the report's schema, honest CUDA rows, and agreement on the CPU.
 //! Small runs (a dozen texts): these check what the benchmark reports, not how fast it is.
 
-mod common;
+use crate::common;
 
-use common::papersim;
+use crate::common::papersim;
 
 use papersim::encode::speed::{self, BenchConfig, BenchTexts, SCHEMA};
 use papersim::encode::device::{self, DeviceRequest, Precision};

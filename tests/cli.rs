@@ -1,14 +1,14 @@
 //! The real binary on a library built from the seed digest (79 papers) with the real model.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use serde_json::Value;
 
-use common::{copy_dir, json, papersim as bin, run_in, seed_library, stderr, stdout, titles};
-use common::{CODERL, DMD};
+use crate::common::{copy_dir, json, papersim as bin, run_in, seed_library, stderr, stdout, titles};
+use crate::common::{CODERL, DMD};
 
 #[test]
 fn similar_finds_the_distillation_papers() {

@@ -1,8 +1,7 @@
 //! The encoder against sentence-transformers' own vectors, and its invariants.
 
-mod common;
 
-use common::{candle_embedder, cosine, embedder, reference};
+use crate::common::{candle_embedder, cosine, embedder, reference};
 use papersim::encode::forward::Backend;
 use papersim::encode::device::DeviceRequest;
 use papersim::encode::tokenize::BatchLimits;

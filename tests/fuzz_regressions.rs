@@ -3,9 +3,7 @@
 //! stable Rust, so that every input the fuzzers kept stays fixed. See `scripts/fuzz.sh` and
 //! `docs/reliability.md`.
 
-#[allow(dead_code)] // the fuzz-only entry points
-#[path = "../fuzz/src/harness.rs"]
-mod harness;
+use crate::harness;
 
 use std::path::{Path, PathBuf};
 

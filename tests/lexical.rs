@@ -1,12 +1,12 @@
 //! The lexical (BM25) index in the library and the `--mode` ranking modes, with the real model
 //! and the real binary: exact terms, incremental ingest, old libraries, damaged files.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{copy_dir, ingest, json, run_in, seed_library, stderr, titles, CODERL, DMD};
+use crate::common::{copy_dir, ingest, json, run_in, seed_library, stderr, titles, CODERL, DMD};
 
 use papersim::digest::{self, ParseOptions};
 use papersim::rank::hybrid::{self, Retrieval};

@@ -1,7 +1,7 @@
 //! The on-disk library with the real model and the real daily digests: incremental ingest,
 //! identity across digests, HNSW against exact search, corruption and crash safety.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 
@@ -9,7 +9,7 @@ use papersim::digest::{self, ParseOptions};
 use papersim::paper::normalize_title;
 use papersim::library::{Library, SearchMode, WriteLock};
 
-use common::ingest;
+use crate::common::ingest;
 
 fn hf_digests() -> Vec<digest::Digest> {
     digest::read_path(&common::fixture("digests/hf"), &ParseOptions::default()).unwrap()

@@ -1,7 +1,7 @@
 //! Model resolution: local directories, the PyPI wheel fallback, and clear errors for broken
 //! model directories.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

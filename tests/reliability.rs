@@ -3,7 +3,7 @@
 //! at 100 points of running ingests, concurrent writers and readers, and a full or read-only
 //! filesystem. The guarantees and the figures these tests report are in docs/reliability.md.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -17,7 +17,7 @@ use papersim::library::{Library, SearchMode, WriteLock};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use common::{copy_dir, papersim as bin, seed_library, stderr, DMD};
+use crate::common::{copy_dir, papersim as bin, seed_library, stderr, DMD};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
