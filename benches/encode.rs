@@ -7,8 +7,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use papersim::encode::speed::BenchTexts;
 use papersim::encode::device::{self, DeviceRequest, Precision};
+use papersim::encode::speed::BenchTexts;
 use papersim::encode::tokenize::BatchLimits;
 use papersim::{Embedder, EmbedderConfig};
 

@@ -33,10 +33,10 @@ use anyhow::{Context, Result};
 use criterion::Criterion;
 use papersim::digest::{self, Digest, ParseOptions};
 use papersim::index::{ExactIndex, HnswIndex, HnswParams, VectorIndex};
+use papersim::library::npy;
+use papersim::library::{Library, ModelInfo, Paper, SeenIn, WriteLock};
 use papersim::paper::DigestPaper;
 use papersim::progress::NoProgress;
-use papersim::library::{Library, ModelInfo, Paper, SeenIn, WriteLock};
-use papersim::library::npy;
 use papersim::{Embedder, EmbedderConfig};
 use sha2::{Digest as _, Sha256};
 
@@ -119,7 +119,7 @@ fn embed_cached(embedder: &Embedder, texts: &[String]) -> Result<Vec<f32>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let embedded = embedder.embed(&refs)?;
     std::fs::create_dir_all(&dir)?;
-    papersim::library::write_durably(
+    papersim::directory::write_durably(
         &path,
         &npy::encode_f32(&embedded.data, embedded.len(), embedded.dim),
     )?;

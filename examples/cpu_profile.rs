@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use papersim::encode::forward::{Backend, Profile};
 use papersim::encode::device::DeviceRequest;
+use papersim::encode::forward::{Backend, Profile};
 use papersim::{Embedder, EmbedderConfig};
 
 #[derive(Parser)]

@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use papersim::encode::forward::Backend;
-use papersim::encode::device::DeviceRequest;
 use papersim::digest::{self, ParseOptions};
+use papersim::encode::device::DeviceRequest;
+use papersim::encode::forward::Backend;
 use papersim::{Embedder, EmbedderConfig};
 
 #[derive(Parser)]

@@ -23,16 +23,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use papersim::encode::device::DeviceRequest;
 use papersim::digest::{self, ParseOptions};
-use papersim::rank::hybrid::{self, Fusion, Retrieval};
-use papersim::index::HnswParams;
+use papersim::encode::device::DeviceRequest;
 use papersim::index::lexical::{paper_text, tokens};
+use papersim::index::HnswParams;
+use papersim::library::npy;
+use papersim::library::{Library, ModelInfo, Paper, WriteLock};
 use papersim::paper::embedding_text;
 use papersim::progress::{NoProgress, Progress};
+use papersim::rank::hybrid::{self, Fusion, Retrieval};
 use papersim::rank::{resolve_paper, RankOptions};
-use papersim::library::{Library, ModelInfo, Paper, WriteLock};
-use papersim::library::npy;
 use papersim::{Embedder, EmbedderConfig};
 use serde::Deserialize;
 

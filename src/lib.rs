@@ -4,7 +4,9 @@
 //! ([`encode`]), stored and searched in the library ([`library`], over the indexes in
 //! [`index`]), and ranked for a paper, free text or a reader ([`rank`]).
 
+pub mod checksum;
 pub mod digest;
+pub mod directory;
 pub mod encode;
 pub mod error;
 pub mod index;

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::checksum::hex;
+
 /// One paper as read from a digest, before it enters the library.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DigestPaper {
@@ -56,8 +58,7 @@ pub fn paper_id(arxiv_id: Option<&str>, title: &str) -> String {
         return strip_arxiv_version(id).to_string();
     }
     let hash = Sha256::digest(normalize_title(title).as_bytes());
-    let hex: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("t:{hex}")
+    format!("t:{}", hex(&hash[..6]))
 }
 
 /// Removes a trailing `vN` version from an arXiv id.

@@ -5,8 +5,8 @@ use crate::common;
 
 use crate::common::papersim;
 
-use papersim::encode::speed::{self, BenchConfig, BenchTexts, SCHEMA};
 use papersim::encode::device::{self, DeviceRequest, Precision};
+use papersim::encode::speed::{self, BenchConfig, BenchTexts, SCHEMA};
 use serde_json::Value;
 
 fn small_config() -> BenchConfig {

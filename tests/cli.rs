@@ -7,7 +7,9 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::common::{copy_dir, json, papersim as bin, run_in, seed_library, stderr, stdout, titles};
+use crate::common::{
+    copy_dir, json, papersim as bin, run_in, seed_library, stderr, stdout, titles,
+};
 use crate::common::{CODERL, DMD};
 
 #[test]
@@ -338,7 +340,8 @@ fn embed_writes_npy_with_a_sidecar_and_jsonl() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let (data, rows, cols) = papersim::library::npy::decode_f32(&std::fs::read(&out).unwrap()).unwrap();
+    let (data, rows, cols) =
+        papersim::library::npy::decode_f32(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!((rows, cols), (79, 384));
     assert!(data.iter().all(|x| x.is_finite()));
     let sidecar = std::fs::read_to_string(tmp.path().join("seed.jsonl")).unwrap();

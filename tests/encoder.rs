@@ -1,9 +1,8 @@
 //! The encoder against sentence-transformers' own vectors, and its invariants.
 
-
 use crate::common::{candle_embedder, cosine, embedder, reference};
-use papersim::encode::forward::Backend;
 use papersim::encode::device::DeviceRequest;
+use papersim::encode::forward::Backend;
 use papersim::encode::tokenize::BatchLimits;
 use papersim::{Embedder, EmbedderConfig};
 

@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use crate::common::{copy_dir, ingest, json, run_in, seed_library, stderr, titles, CODERL, DMD};
 
 use papersim::digest::{self, ParseOptions};
+use papersim::library::Library;
 use papersim::rank::hybrid::{self, Retrieval};
 use papersim::rank::RankOptions;
-use papersim::library::Library;
 use serde_json::Value;
 
 const ITERTL: &str = "ITERTL: An Iterative Framework for Fine-tuning LLMs for RTL Code Generation";

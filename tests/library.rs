@@ -6,8 +6,8 @@ use crate::common;
 use std::collections::HashSet;
 
 use papersim::digest::{self, ParseOptions};
-use papersim::paper::normalize_title;
 use papersim::library::{Library, SearchMode, WriteLock};
+use papersim::paper::normalize_title;
 
 use crate::common::ingest;
 

@@ -12,8 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use papersim::digest::{self, ParseOptions};
-use papersim::paper::normalize_title;
 use papersim::library::{Library, SearchMode, WriteLock};
+use papersim::paper::normalize_title;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
@@ -607,7 +607,8 @@ fn check_consistent(root: &Path, rng: &mut Rng) -> BTreeSet<String> {
         );
         if let Some(name) = s["embeddings"].as_str() {
             let (_, rows, _) =
-                papersim::library::npy::decode_f32(&std::fs::read(root.join(name)).unwrap()).unwrap();
+                papersim::library::npy::decode_f32(&std::fs::read(root.join(name)).unwrap())
+                    .unwrap();
             assert_eq!(rows, count(&s["added"]), "segment {s}");
         } else {
             assert_eq!(count(&s["added"]), 0, "segment {s}");

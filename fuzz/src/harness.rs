@@ -10,8 +10,8 @@ use std::path::Path;
 
 use papersim::digest::{self, InputFormat, ParseOptions};
 use papersim::index::{HnswIndex, HnswParams, VectorIndex};
-use papersim::rank::{self, RankOptions};
 use papersim::library::{Library, SearchMode};
+use papersim::rank::{self, RankOptions};
 
 /// The name the fuzzed digest is parsed under: its date meets header dates such as `Dec 31`.
 pub const DIGEST_SOURCE: &str = "fuzz/hf_2026-01-01.txt";

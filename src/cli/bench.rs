@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
 use plotters::prelude::*;
 
-use papersim::encode::speed::{BenchConfig, BenchReport, BenchTexts, Run};
 use papersim::encode::device::{DeviceRequest, Precision};
+use papersim::encode::speed::{BenchConfig, BenchReport, BenchTexts, Run};
 
 use super::{progress, Global};
 

@@ -14,13 +14,13 @@ use clap::{Args as ClapArgs, Parser, Subcommand};
 use serde_json::json;
 
 use output::{Closest, Format, Report, ResultRow};
-use papersim::encode::device::{DeviceRequest, Precision};
 use papersim::digest::{self, InputFormat, ParseOptions};
-use papersim::rank::hybrid::{self, Retrieval};
-use papersim::index::HnswParams;
-use papersim::rank::{self, Profile, RankOptions, Ranked};
-use papersim::library::{self, IngestReport, Library, ModelInfo, SearchMode, WriteLock};
+use papersim::encode::device::{DeviceRequest, Precision};
 use papersim::encode::tokenize::BatchLimits;
+use papersim::index::HnswParams;
+use papersim::library::{self, IngestReport, Library, ModelInfo, SearchMode, WriteLock};
+use papersim::rank::hybrid::{self, Retrieval};
+use papersim::rank::{self, Profile, RankOptions, Ranked};
 use papersim::{Embedder, EmbedderConfig};
 
 /// Find related research papers from your paper digests, locally.
@@ -315,7 +315,9 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn library_dir(g: &Global) -> PathBuf {
-    g.library.clone().unwrap_or_else(library::default_library_dir)
+    g.library
+        .clone()
+        .unwrap_or_else(library::default_library_dir)
 }
 
 fn note(g: &Global, msg: &str) {
@@ -450,15 +452,16 @@ fn embed(
             }
         }
         EmbedFormat::Npy => {
-            let bytes = papersim::library::npy::encode_f32(&vectors.data, vectors.len(), vectors.dim);
-            write_atomically(output, &bytes)?;
+            let bytes =
+                papersim::library::npy::encode_f32(&vectors.data, vectors.len(), vectors.dim);
+            papersim::directory::write_atomically(output, &bytes)?;
             let sidecar = output.with_extension("jsonl");
             let mut side = Vec::new();
             for (name, _) in &rows {
                 serde_json::to_writer(&mut side, name)?;
                 side.push(b'\n');
             }
-            write_atomically(&sidecar, &side)?;
+            papersim::directory::write_atomically(&sidecar, &side)?;
             writeln!(
                 out,
                 "wrote {} vectors of dimension {} to {} (rows named in {})",
@@ -469,14 +472,6 @@ fn embed(
             )?;
         }
     }
-    Ok(())
-}
-
-/// Writes a file through a temporary sibling, fsync and rename, so a crash never leaves half.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp-papersim");
-    library::write_durably(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(())
 }
 

@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
-use crate::encode::forward::{Backend, Encoder, Profile};
 use crate::encode::device::{self, DeviceRequest, Precision};
+use crate::encode::forward::{Backend, Encoder, Profile};
 use crate::encode::model::{self, ModelFiles, ResolveOptions};
 use crate::encode::pooling::{l2_normalize, Pooling};
-use crate::progress::{NoProgress, Progress};
 use crate::encode::tokenize::{pad_batch, plan_batches, BatchLimits, Encoded, TextTokenizer};
+use crate::progress::{NoProgress, Progress};
 use crate::{Error, Result};
 
 /// How to build an [`Embedder`].

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::checksum::hex;
 use crate::encode::pooling::Pooling;
 use crate::progress::Progress;
 use crate::{Error, Result};
@@ -159,11 +160,6 @@ impl ModelFiles {
     pub fn dim(&self) -> usize {
         self.config.hidden_size
     }
-}
-
-/// Lower-case hex of some bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads and checks a safetensors file's header; returns it with the file's size.
@@ -401,7 +397,9 @@ pub fn resolve(name: &str, opts: &ResolveOptions, progress: &dyn Progress) -> Re
         match known_model(&canonical) {
             Some(model) => {
                 for fallback in &model.fallbacks {
-                    match crate::encode::provision::provision(&canonical, fallback, &local, progress) {
+                    match crate::encode::provision::provision(
+                        &canonical, fallback, &local, progress,
+                    ) {
                         Ok(origin) => return load_dir(&canonical, &local, &origin),
                         Err(e) => tried.push(e.to_string()),
                     }

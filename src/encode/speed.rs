@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::encode::device::{self, DeviceRequest, Precision};
 use crate::digest::{self, ParseOptions};
+use crate::encode::device::{self, DeviceRequest, Precision};
 use crate::encode::model::{self, ModelFiles, ResolveOptions};
-use crate::progress::{NoProgress, Progress};
 use crate::encode::tokenize::{plan_batches, BatchLimits, Encoded};
+use crate::progress::{NoProgress, Progress};
 use crate::{Embedder, EmbedderConfig, Error, Result};
 
 /// Version of the JSON report; bump when a field changes meaning or disappears.

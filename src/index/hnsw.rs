@@ -16,7 +16,7 @@
 //! - Dumps only work with 16 layers (`NB_LAYER_MAX`); `max_nb_connection` must fit in a `u8`.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{best_first, dot, normalized_query, validate_vectors, Hit, VectorIndex};
+use crate::directory::{sync_dir, write_durably};
 use crate::{Error, Result};
 
 /// HNSW construction and search parameters.
@@ -235,9 +236,7 @@ impl HnswIndex {
         let meta_path = dir.join(META_FILE);
         let json = serde_json::to_vec_pretty(&meta)
             .map_err(|e| index_err(&meta_path, format!("serialising: {e}")))?;
-        let mut f = File::create(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-        f.write_all(&json).map_err(|e| Error::io(&meta_path, e))?;
-        f.sync_all().map_err(|e| Error::io(&meta_path, e))?;
+        write_durably(&meta_path, &json)?;
         sync_dir(dir)
     }
 
@@ -841,16 +840,6 @@ fn read_meta(path: &Path) -> Result<Meta> {
         ));
     }
     Ok(meta)
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -19,8 +19,8 @@ use std::collections::BinaryHeap;
 use crate::{Error, Result};
 
 pub mod exact;
-pub mod lexical;
 pub mod hnsw;
+pub mod lexical;
 
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};

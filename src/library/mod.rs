@@ -24,8 +24,7 @@
 //! next, so a reader that read the old manifest still finds its files.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -33,17 +32,18 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+pub use crate::directory::WriteLock;
+use crate::directory::{sync_dir, write_durably};
 use crate::encode::embedder::Embedder;
+use crate::encode::model::ModelFiles;
+use crate::encode::pooling::Pooling;
+use crate::index::lexical::{paper_text, LexicalIndex};
 use crate::index::{
     search_layered, validate_vectors, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex,
     EXACT_THRESHOLD,
 };
-use crate::index::lexical::{paper_text, LexicalIndex};
-use crate::encode::model::ModelFiles;
 use crate::paper::{embedding_text, normalize_title};
-use crate::encode::pooling::Pooling;
 use crate::progress::Progress;
-use crate::encode::provision::sync_dir;
 use crate::{Error, Result};
 
 pub mod npy;
@@ -63,7 +63,6 @@ pub const COMPACT_FRACTION: f64 = 0.10;
 /// (sightings-only ingests add segments without adding papers).
 pub const MAX_SEGMENTS: usize = 32;
 const MANIFEST: &str = "manifest.json";
-const LOCK: &str = "lock";
 
 /// The model a library was embedded with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1055,7 +1054,7 @@ impl Library {
         write_durably(&tmp, &bytes)?;
         let target = self.root.join(MANIFEST);
         fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))?;
-        sync_dir(&self.root);
+        let _ = sync_dir(&self.root);
         Ok(manifest)
     }
 
@@ -1119,47 +1118,4 @@ fn digest_name(source: &str) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| source.to_string())
-}
-
-/// Writes `bytes` to `path` and fsyncs it.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = File::create(path).map_err(|e| Error::io(path, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))
-}
-
-/// The library's write lock: one writer at a time, released when dropped (or when the
-/// process dies, since it is an OS file lock).
-pub struct WriteLock {
-    _file: File,
-}
-
-impl WriteLock {
-    /// Takes the lock; with `wait`, blocks until the other writer is done.
-    pub fn acquire(root: &Path, wait: bool) -> Result<WriteLock> {
-        fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-        let path = root.join(LOCK);
-        let mut file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        if wait {
-            file.lock().map_err(|e| Error::io(&path, e))?;
-        } else {
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(Error::LibraryBusy {
-                        path: root.to_path_buf(),
-                    })
-                }
-                Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
-            }
-        }
-        let _ = file.set_len(0);
-        let _ = writeln!(file, "{}", std::process::id());
-        Ok(WriteLock { _file: file })
-    }
 }

@@ -31,14 +31,14 @@ use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::index::{dot, Hit};
 use crate::index::lexical::{top_hits, LexQuery};
+use crate::index::{dot, Hit};
+use crate::library::Library;
 use crate::paper::normalize_title;
 use crate::rank::{
-    finish, finish_profile, profile_exclusions, profile_score, sort_ranked, RankOptions,
-    Ranked, DISLIKE_WEIGHT, DUPLICATE_COSINE,
+    finish, finish_profile, profile_exclusions, profile_score, sort_ranked, RankOptions, Ranked,
+    DISLIKE_WEIGHT, DUPLICATE_COSINE,
 };
-use crate::library::Library;
 use crate::{Error, Result};
 
 /// Lexical similarity to a disliked paper below which no penalty applies: papers of one field

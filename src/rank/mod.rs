@@ -17,8 +17,8 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::index::Hit;
-use crate::paper::normalize_title;
 use crate::library::{Library, SearchMode};
+use crate::paper::normalize_title;
 use crate::{Error, Result};
 
 /// How much a disliked paper's similarity (above the floor) pulls a candidate down.

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use papersim::encode::forward::Backend;
-use papersim::encode::device::DeviceRequest;
 use papersim::digest::Digest;
+use papersim::encode::device::DeviceRequest;
+use papersim::encode::forward::Backend;
 use papersim::index::HnswParams;
-use papersim::progress::NoProgress;
 use papersim::library::{IngestReport, Library, ModelInfo, WriteLock};
+use papersim::progress::NoProgress;
 use papersim::{Embedder, EmbedderConfig};
 use serde_json::Value;
 
