@@ -34,7 +34,7 @@ use criterion::Criterion;
 use papersim::digest::{self, Digest, ParseOptions};
 use papersim::index::{ExactIndex, HnswIndex, HnswParams, VectorIndex};
 use papersim::library::npy;
-use papersim::library::{Library, ModelInfo, Paper, SeenIn, WriteLock};
+use papersim::library::{Library, Paper, SeenIn, WriteLock};
 use papersim::paper::DigestPaper;
 use papersim::progress::NoProgress;
 use papersim::{Embedder, EmbedderConfig};
@@ -401,12 +401,17 @@ impl Fixture {
         } else {
             Library::create(
                 root,
-                ModelInfo::of(self.embedder.files())?,
+                papersim::pipeline::model_info(self.embedder.files())?,
                 HnswParams::default(),
             )?
         };
         let opened = start.elapsed();
-        let report = lib.ingest(std::slice::from_ref(digest), &self.embedder, &NoProgress)?;
+        let report = papersim::pipeline::ingest_into(
+            &mut lib,
+            std::slice::from_ref(digest),
+            &self.embedder,
+            &NoProgress,
+        )?;
         anyhow::ensure!(report.added == 10, "expected 10 new papers, got {report:?}");
         let added = start.elapsed();
         lib.commit(&lock)?;
@@ -423,7 +428,7 @@ impl Fixture {
             let lock = WriteLock::acquire(&large, false)?;
             let mut lib = Library::create(
                 &large,
-                ModelInfo::of(self.embedder.files())?,
+                papersim::pipeline::model_info(self.embedder.files())?,
                 HnswParams::default(),
             )?;
             lib.add_embedded(self.library_papers(), self.exact.vectors())?;

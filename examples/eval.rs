@@ -28,11 +28,11 @@ use papersim::encode::device::DeviceRequest;
 use papersim::index::lexical::{paper_text, tokens};
 use papersim::index::HnswParams;
 use papersim::library::npy;
-use papersim::library::{Library, ModelInfo, Paper, WriteLock};
+use papersim::library::{Library, Paper, WriteLock};
 use papersim::paper::embedding_text;
 use papersim::progress::{NoProgress, Progress};
-use papersim::rank::hybrid::{self, Fusion, Retrieval};
-use papersim::rank::{resolve_paper, RankOptions};
+use papersim::rank::RankOptions;
+use papersim::rank::{self, Fusion, Retrieval};
 use papersim::{Embedder, EmbedderConfig};
 use serde::Deserialize;
 
@@ -144,7 +144,7 @@ fn cached_library(
 ) -> Library {
     if Library::exists(dir) {
         let lib = Library::open(dir).unwrap();
-        if lib.len() == expect && lib.check_model(embedder.files()).is_ok() {
+        if lib.len() == expect && papersim::pipeline::check_model(&lib, embedder).is_ok() {
             return lib;
         }
         std::fs::remove_dir_all(dir).unwrap();
@@ -153,7 +153,7 @@ fn cached_library(
     let lock = WriteLock::acquire(dir, false).unwrap();
     let mut lib = Library::create(
         dir,
-        ModelInfo::of(embedder.files()).unwrap(),
+        papersim::pipeline::model_info(embedder.files()).unwrap(),
         HnswParams::default(),
     )
     .unwrap();
@@ -193,7 +193,7 @@ fn evaluate(
     let mut per_query = Vec::new();
     for (i, q) in queries.iter().enumerate() {
         let relevant = &qrels[&q.id];
-        let ranked = hybrid::query(
+        let ranked = rank::query(
             lib,
             &paper_text(&q.title, &q.abstract_text),
             Some(&qvecs[i * dim..(i + 1) * dim]),
@@ -373,8 +373,7 @@ fn main() {
     let exact_terms = |mode: Retrieval| -> (f64, f64) {
         let (mut first, mut top10) = (0, 0);
         for (i, (row, word)) in lookups.iter().enumerate() {
-            let ranked =
-                hybrid::query(&lib, word, Some(word_vecs.row(i)), &opts(10), mode).unwrap();
+            let ranked = rank::query(&lib, word, Some(word_vecs.row(i)), &opts(10), mode).unwrap();
             let id = &corpus[*row].id;
             let pos = ranked.iter().position(|r| &lib.papers()[r.row].id == id);
             first += usize::from(pos == Some(0));
@@ -409,9 +408,9 @@ fn main() {
         }
         let (delta, se) = paired(&p10s, &dense_p10);
         let (first, top10) = exact_terms(mode);
-        let default = if mode == Retrieval::Hybrid(hybrid::PAPER_FUSION) {
+        let default = if mode == Retrieval::Hybrid(rank::PAPER_FUSION) {
             " **(default for similar, recommend, triage)**"
-        } else if mode == Retrieval::Hybrid(hybrid::TEXT_FUSION) {
+        } else if mode == Retrieval::Hybrid(rank::TEXT_FUSION) {
             " **(default for query)**"
         } else {
             ""
@@ -433,18 +432,18 @@ fn main() {
     }
     let check = |chosen: Option<(f64, Retrieval)>, compiled: Fusion, name: &str| match chosen {
         Some((_, mode)) if mode == Retrieval::Hybrid(compiled) => {
-            format!("{}, which is `hybrid::{name}`", label(mode))
+            format!("{}, which is `rank::{name}`", label(mode))
         }
         Some((_, mode)) => format!(
-            "{} — NOT `hybrid::{name}`, which should be updated",
+            "{} — NOT `rank::{name}`, which should be updated",
             label(mode)
         ),
         None => "none".into(),
     };
     out(format!(
         "\nChoice of hybrid fusion (hybrid is the default mode). When the query is a paper (`similar`, `recommend`, `triage`): the best precision@10: {}. For free text (`query`): the best precision@10 among settings that rank the exact-term paper first at least 95% of the time: {}.",
-        check(for_papers, hybrid::PAPER_FUSION, "PAPER_FUSION"),
-        check(for_text, hybrid::TEXT_FUSION, "TEXT_FUSION")
+        check(for_papers, rank::PAPER_FUSION, "PAPER_FUSION"),
+        check(for_text, rank::TEXT_FUSION, "TEXT_FUSION")
     ));
     drop(lib);
 
@@ -459,11 +458,11 @@ fn main() {
         let lock = WriteLock::acquire(&seed_dir, false).unwrap();
         let mut lib = Library::create(
             &seed_dir,
-            ModelInfo::of(embedder.files()).unwrap(),
+            papersim::pipeline::model_info(embedder.files()).unwrap(),
             HnswParams::default(),
         )
         .unwrap();
-        lib.ingest(&digests, &embedder, &NoProgress).unwrap();
+        papersim::pipeline::ingest_into(&mut lib, &digests, &embedder, &NoProgress).unwrap();
         lib.commit(&lock).unwrap();
     }
     let seed = Library::open(&seed_dir).unwrap();
@@ -479,7 +478,7 @@ fn main() {
     let spec_expected = "Towards Optimal Multi-draft Speculative Decoding";
     let rtl_expected =
         "ITERTL: An Iterative Framework for Fine-tuning LLMs for RTL Code Generation";
-    let dmd_row = resolve_paper(&seed, dmd).unwrap();
+    let dmd_row = seed.resolve(dmd).unwrap();
     let spec_vec = embedder.embed(&[spec]).unwrap();
     let rtl_vec = embedder.embed(&["RTL"]).unwrap();
     out(format!(
@@ -497,13 +496,13 @@ fn main() {
         Retrieval::Hybrid(Fusion::ScoreMix { dense_weight: 0.5 }),
     ];
     for &mode in &seed_modes {
-        let top5 = hybrid::similar(&seed, dmd_row, &opts(5), mode).unwrap();
+        let top5 = rank::similar(&seed, dmd_row, &opts(5), mode).unwrap();
         let hits = top5
             .iter()
             .filter(|r| dmd_expected.contains(&seed.papers()[r.row].title.as_str()))
             .count();
         let first = |text: &str, v: &[f32]| {
-            let r = hybrid::query(&seed, text, Some(v), &opts(1), mode).unwrap();
+            let r = rank::query(&seed, text, Some(v), &opts(1), mode).unwrap();
             seed.papers()[r[0].row].title.clone()
         };
         let spec_first = first(spec, spec_vec.row(0));
@@ -540,7 +539,7 @@ fn main() {
         percentile(&pairs, 0.5),
         percentile(&pairs, 0.9),
         percentile(&pairs, 0.99),
-        hybrid::LEXICAL_DISLIKE_FLOOR
+        rank::LEXICAL_DISLIKE_FLOOR
     ));
 
     // 3. Latency on 12,000 papers.
@@ -632,11 +631,11 @@ fn main() {
     out("|---|---|---|---|---|".into());
     for &mode in &seed_modes {
         let (s50, s95) = time_ms(rows.len(), |i| {
-            hybrid::similar(&lib, rows[i], &opts(10), mode).unwrap();
+            rank::similar(&lib, rows[i], &opts(10), mode).unwrap();
         });
         let (q50, q95) = time_ms(texts.len(), |i| {
             let v = mode.uses_dense().then(|| text_vecs.row(i));
-            hybrid::query(&lib, &texts[i], v, &opts(10), mode).unwrap();
+            rank::query(&lib, &texts[i], v, &opts(10), mode).unwrap();
         });
         out(format!(
             "| {} | {s50:.2} ms | {s95:.2} ms | {q50:.2} ms | {q95:.2} ms |",

@@ -10,8 +10,8 @@ use crate::common::{copy_dir, ingest, json, run_in, seed_library, stderr, titles
 
 use papersim::digest::{self, ParseOptions};
 use papersim::library::Library;
-use papersim::rank::hybrid::{self, Retrieval};
 use papersim::rank::RankOptions;
+use papersim::rank::{self, Retrieval};
 use serde_json::Value;
 
 const ITERTL: &str = "ITERTL: An Iterative Framework for Fine-tuning LLMs for RTL Code Generation";
@@ -285,7 +285,7 @@ fn a_library_without_a_lexical_file_builds_it_from_its_papers() {
 
     let lib = Library::open(&root).unwrap();
     assert_eq!(lexical_top(&lib, 0), good);
-    let ranked = hybrid::similar(&lib, 0, &RankOptions::default(), Retrieval::Lexical).unwrap();
+    let ranked = rank::similar(&lib, 0, &RankOptions::default(), Retrieval::Lexical).unwrap();
     assert_eq!(ranked.len(), 10);
     drop(lib);
 

@@ -184,7 +184,8 @@ fn a_library_refuses_another_model() {
     .unwrap();
     let files = papersim::encode::model::load_dir("other", &other, "test").unwrap();
     let lib = Library::open(&root).unwrap();
-    let msg = lib.check_model(&files).unwrap_err().to_string();
+    let info = papersim::pipeline::model_info(&files).unwrap();
+    let msg = lib.check_model(&info).unwrap_err().to_string();
     assert!(
         msg.contains("was embedded with model") && msg.contains("index rebuild --reembed"),
         "{msg}"

@@ -11,7 +11,7 @@ use std::path::Path;
 use papersim::digest::{self, InputFormat, ParseOptions};
 use papersim::index::{HnswIndex, HnswParams, VectorIndex};
 use papersim::library::{Library, SearchMode};
-use papersim::rank::{self, RankOptions};
+use papersim::rank::{self, RankOptions, Retrieval};
 
 /// The name the fuzzed digest is parsed under: its date meets header dates such as `Dec 31`.
 pub const DIGEST_SOURCE: &str = "fuzz/hf_2026-01-01.txt";
@@ -190,10 +190,10 @@ pub fn library_in(root: &Path, data: &[u8]) -> Outcome {
                 mode,
                 ..RankOptions::default()
             };
-            if let Ok(ranked) = rank::similar(&lib, 0, &opts) {
+            if let Ok(ranked) = rank::similar(&lib, 0, &opts, Retrieval::Dense) {
                 assert!(ranked.iter().all(|r| r.row < n && r.row != 0));
             }
-            if let Ok(ranked) = rank::recommend(&lib, &[0], &[n - 1], &opts) {
+            if let Ok(ranked) = rank::recommend(&lib, &[0], &[n - 1], &opts, Retrieval::Dense) {
                 assert!(ranked.iter().all(|r| r.row < n));
             }
         }

@@ -154,3 +154,43 @@ pub fn print_report(
         }
     }
 }
+
+/// The vector a ranked paper's sentences are explained against.
+pub type ExplainTarget<'a> = &'a dyn Fn(&papersim::rank::Ranked) -> Vec<f32>;
+
+/// Result rows for ranked library papers; with `explain_with` (an encoder and the vector each
+/// row was ranked against), the abstract sentence that best matches.
+pub fn library_rows(
+    lib: &papersim::library::Library,
+    ranked: &[papersim::rank::Ranked],
+    explain_with: Option<(&papersim::Embedder, ExplainTarget<'_>)>,
+) -> papersim::Result<Vec<ResultRow>> {
+    ranked
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let p = &lib.papers()[r.row];
+            Ok(ResultRow {
+                rank: i + 1,
+                id: p.id.clone(),
+                title: p.title.clone(),
+                score: r.score,
+                date: p.first_seen().map(str::to_string),
+                digests: p.seen_in.iter().map(|s| s.digest.clone()).collect(),
+                url: p.url.clone(),
+                closest_like: r.closest_like.map(|c| Closest {
+                    id: lib.papers()[c].id.clone(),
+                    title: lib.papers()[c].title.clone(),
+                }),
+                explanation: match explain_with {
+                    Some((embedder, target)) => Some(papersim::rank::best_sentence(
+                        embedder,
+                        &p.abstract_text,
+                        &target(r),
+                    )?),
+                    None => None,
+                },
+            })
+        })
+        .collect()
+}

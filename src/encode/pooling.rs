@@ -21,6 +21,15 @@ pub enum Pooling {
 }
 
 impl Pooling {
+    /// The name sentence-transformers gives it (and the library's manifest records).
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::Mean => "mean",
+            Pooling::Cls => "cls",
+            Pooling::Max => "max",
+        }
+    }
+
     /// Reads sentence-transformers' pooling configuration.
     pub fn from_config(path: &Path, config: &serde_json::Value) -> Result<Pooling> {
         let flag = |key: &str| config.get(key).and_then(|v| v.as_bool()).unwrap_or(false);

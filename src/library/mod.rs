@@ -22,183 +22,48 @@
 //! force (the stray files are removed by the next writer); after it, g+1. Readers open whatever
 //! the manifest names; the files of the previous manifest are kept until the commit after
 //! next, so a reader that read the old manifest still finds its files.
+//!
+//! Owns the manifest and format ([`manifest`], [`format`], [`npy`]), the paper records
+//! ([`record`]), the id and title maps, two-phase ingest ([`ingest`]), committing
+//! ([`writer`]) under the merge policy ([`merge_policy`]), and searching its papers through
+//! [`crate::index`]. Durable I/O and the write lock are [`crate::directory`]'s.
+//!
+//! May import: `crate::index`, `crate::digest`, `crate::paper`, `crate::directory`,
+//! `crate::error`. Never `crate::encode`: the library stores vectors it is given and never
+//! embeds (an ingest is planned here, embedded by the caller, and applied here), nor
+//! `crate::rank`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
-
-use crate::digest::Digest;
 pub use crate::directory::WriteLock;
-use crate::directory::{sync_dir, write_durably};
-use crate::encode::embedder::Embedder;
-use crate::encode::model::ModelFiles;
-use crate::encode::pooling::Pooling;
 use crate::index::lexical::{paper_text, LexicalIndex};
 use crate::index::{
-    search_layered, validate_vectors, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex,
-    EXACT_THRESHOLD,
+    search_layered, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex, EXACT_THRESHOLD,
 };
-use crate::paper::{embedding_text, normalize_title};
-use crate::progress::Progress;
+use crate::paper::normalize_title;
 use crate::{Error, Result};
 
+pub mod format;
+pub mod ingest;
+pub mod lookup;
+pub mod manifest;
+pub mod merge_policy;
 pub mod npy;
+pub mod record;
+mod writer;
 
-/// Version of the on-disk format papersim writes; a library of a version it cannot read is
-/// refused, not guessed at. Version 2 added segments; version 1 libraries (a base generation
-/// only) are read as they are and written as version 2 by the next commit.
-pub const FORMAT_VERSION: u32 = 2;
-const READABLE_FORMAT_VERSIONS: [u32; 2] = [1, 2];
-/// A commit writes a full generation, not a segment, once the papers outside the base
-/// generation would pass this fraction of it: they are searched exactly, and every reader
-/// parses their segments, so they are folded into the graph before they cost much. Each
-/// paper is thus rewritten about 1/COMPACT_FRACTION times over the library's life, however
-/// it grows, instead of at every ingest.
-pub const COMPACT_FRACTION: f64 = 0.10;
-/// A commit writes a full generation when the manifest already lists this many segments
-/// (sightings-only ingests add segments without adding papers).
-pub const MAX_SEGMENTS: usize = 32;
-const MANIFEST: &str = "manifest.json";
-
-/// The model a library was embedded with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    pub id: String,
-    /// See [`ModelFiles::fingerprint`].
-    pub fingerprint: String,
-    pub dim: usize,
-    pub pooling: Pooling,
-    pub max_seq_length: usize,
-}
-
-impl ModelInfo {
-    pub fn of(files: &ModelFiles) -> Result<Self> {
-        Ok(ModelInfo {
-            id: files.id.clone(),
-            fingerprint: files.fingerprint()?,
-            dim: files.dim(),
-            pooling: files.pooling,
-            max_seq_length: files.max_seq_length,
-        })
-    }
-}
-
-/// One ingested digest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DigestRecord {
-    pub source: String,
-    pub date: Option<String>,
-    pub papers: usize,
-    pub added: usize,
-}
-
-/// The files of one generation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GenerationFiles {
-    pub papers: String,
-    pub embeddings: String,
-    pub graph: String,
-    /// The lexical index; absent in libraries written before papersim had one, which build it
-    /// from their papers on first use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lexical: Option<String>,
-}
-
-/// What one commit after the base generation wrote: papers it added (appended as the next
-/// rows, in order) and records of papers it updated (new sightings).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Segment {
-    pub generation: u64,
-    /// `papers.<gen>.jsonl`: the `added` new papers, then the `updated` changed records, which
-    /// replace the stored papers of the same id.
-    pub papers: String,
-    /// `embeddings.<gen>.npy`: the added papers' vectors; absent when it added none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub embeddings: Option<String>,
-    pub added: usize,
-    pub updated: usize,
-}
-
-/// `manifest.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub format_version: u32,
-    /// Counts commits: the base generation and every segment have their own number.
-    pub generation: u64,
-    pub model: ModelInfo,
-    pub index: HnswParams,
-    /// All papers: the base generation's and the segments'.
-    pub papers: usize,
-    /// The base generation: the last full write.
-    pub files: GenerationFiles,
-    /// Commits since the base generation, oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub segments: Vec<Segment>,
-    pub digests: Vec<DigestRecord>,
-    pub updated: String,
-}
-
-impl Manifest {
-    /// Every file (or directory) name the manifest refers to.
-    pub fn file_names(&self) -> impl Iterator<Item = &str> {
-        let f = &self.files;
-        [f.papers.as_str(), f.embeddings.as_str(), f.graph.as_str()]
-            .into_iter()
-            .chain(f.lexical.as_deref())
-            .chain(
-                self.segments.iter().flat_map(|s| {
-                    std::iter::once(s.papers.as_str()).chain(s.embeddings.as_deref())
-                }),
-            )
-    }
-}
-
-/// Where a paper was seen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeenIn {
-    pub digest: String,
-    pub date: Option<String>,
-}
-
-/// A paper as the library keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Paper {
-    pub id: String,
-    pub title: String,
-    #[serde(rename = "abstract")]
-    pub abstract_text: String,
-    pub date: Option<String>,
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(default)]
-    pub authors: Vec<String>,
-    #[serde(default)]
-    pub categories: Vec<String>,
-    pub seen_in: Vec<SeenIn>,
-}
-
-impl Paper {
-    pub fn text(&self) -> String {
-        embedding_text(&self.title, &self.abstract_text)
-    }
-    /// Dates of the digests this paper appeared in, plus its own date.
-    pub fn dates(&self) -> impl Iterator<Item = &str> {
-        self.seen_in
-            .iter()
-            .filter_map(|s| s.date.as_deref())
-            .chain(self.date.as_deref())
-    }
-    pub fn first_seen(&self) -> Option<&str> {
-        self.dates().min()
-    }
-    pub fn last_seen(&self) -> Option<&str> {
-        self.dates().max()
-    }
-}
+use format::{read_papers, read_vectors};
+pub use ingest::{IngestPlan, IngestReport, NewPaper};
+use manifest::now;
+pub use manifest::{
+    DigestRecord, GenerationFiles, Manifest, ModelInfo, Segment, FORMAT_VERSION, MANIFEST,
+    READABLE_FORMAT_VERSIONS,
+};
+pub use merge_policy::{CommitShape, MergePolicy, COMPACT_FRACTION, MAX_SEGMENTS};
+pub use record::{Paper, SeenIn};
 
 /// How a search picks its index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -208,17 +73,6 @@ pub enum SearchMode {
     Auto,
     Exact,
     Hnsw,
-}
-
-/// What an ingest did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct IngestReport {
-    pub read: usize,
-    pub added: usize,
-    pub already_present: usize,
-    pub skipped: Vec<String>,
-    pub digests: Vec<DigestRecord>,
-    pub papers_total: usize,
 }
 
 /// An open library.
@@ -243,6 +97,8 @@ pub struct Library {
     /// The next commit must write a full generation (new model, vectors or index parameters).
     full_rewrite: bool,
     dirty: bool,
+    /// When a commit folds the segments into a full generation.
+    policy: MergePolicy,
 }
 
 /// The default library directory: `$PAPERSIM_LIBRARY`, else the platform's data directory.
@@ -264,63 +120,33 @@ fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
-fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// Reads a papers file: one JSON record a line.
-fn read_papers(path: &Path) -> Result<Vec<Paper>> {
-    let text = fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(text).map_err(|_| Error::Library {
-        path: path.to_path_buf(),
-        reason: "not UTF-8".into(),
-    })?;
-    // Parsed in parallel: at 100,000 papers this is most of what opening a library costs.
-    let lines: Vec<&str> = text.lines().collect();
-    lines
-        .par_iter()
-        .enumerate()
-        .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| Error::Library {
-                path: path.to_path_buf(),
-                reason: format!("line {}: {e}", i + 1),
-            })
-        })
-        .collect()
-}
-
-/// Reads an embeddings file that must hold `rows` vectors of dimension `dim`.
-fn read_vectors(path: &Path, rows: usize, dim: usize, what: &str) -> Result<Vec<f32>> {
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (data, got_rows, cols) = npy::decode_f32(&bytes).map_err(|reason| Error::Library {
-        path: path.to_path_buf(),
-        reason,
-    })?;
-    if got_rows != rows || cols != dim {
-        return Err(Error::Library {
-            path: path.to_path_buf(),
-            reason: format!(
-                "holds {got_rows}×{cols} vectors, but {what} {rows} papers of dimension {dim}"
-            ),
-        });
-    }
-    Ok(data)
-}
-
-fn papers_jsonl(papers: &[&Paper]) -> Result<Vec<u8>> {
-    let mut jsonl = Vec::new();
-    for p in papers {
-        serde_json::to_writer(&mut jsonl, p)
-            .map_err(|e| Error::InvalidInput(format!("paper {}: {e}", p.id)))?;
-        jsonl.push(b'\n');
-    }
-    Ok(jsonl)
-}
-
 impl Library {
     /// Whether `root` holds a library.
     pub fn exists(root: &Path) -> bool {
         root.join(MANIFEST).is_file()
+    }
+
+    /// Takes the write lock of `root` (waiting for another writer with `wait`) and returns the
+    /// library as it is under the lock: `opened`, read before locking so that the model could
+    /// be checked before anything was written, if no other writer committed since; else the
+    /// library read again. `None` when there is no library yet.
+    pub fn lock(
+        root: &Path,
+        wait: bool,
+        opened: Option<Library>,
+    ) -> Result<(WriteLock, Option<Library>)> {
+        let lock = WriteLock::acquire(root, wait)?;
+        if !Self::exists(root) {
+            return Ok((lock, opened));
+        }
+        let current = Manifest::read(root).ok();
+        let unchanged = matches!((&opened, &current), (Some(l), Some(m)) if l.manifest() == m);
+        let lib = if unchanged {
+            opened
+        } else {
+            Some(Library::open(root)?)
+        };
+        Ok((lock, lib))
     }
 
     /// Opens an existing library for reading.
@@ -481,6 +307,7 @@ impl Library {
             lexical: OnceLock::new(),
             full_rewrite: false,
             dirty: false,
+            policy: MergePolicy::default(),
         })
     }
 
@@ -516,6 +343,7 @@ impl Library {
             lexical: OnceLock::new(),
             full_rewrite: true,
             dirty: true,
+            policy: MergePolicy::default(),
         })
     }
 
@@ -549,11 +377,10 @@ impl Library {
         self.by_title.get(&normalize_title(title)).copied()
     }
 
-    /// Refuses a model other than the one the library was embedded with.
-    pub fn check_model(&self, files: &ModelFiles) -> Result<()> {
+    /// Refuses vectors of a model other than the one the library was embedded with.
+    pub fn check_model(&self, model: &ModelInfo) -> Result<()> {
         let m = &self.manifest.model;
-        let fingerprint = files.fingerprint()?;
-        if m.fingerprint != fingerprint || m.dim != files.dim() {
+        if m.fingerprint != model.fingerprint || m.dim != model.dim {
             return Err(lib_err(
                 &self.root,
                 format!(
@@ -562,11 +389,11 @@ impl Library {
                     m.id,
                     m.dim,
                     &m.fingerprint[..12.min(m.fingerprint.len())],
-                    files.id,
-                    files.dim(),
-                    &fingerprint[..12],
+                    model.id,
+                    model.dim,
+                    &model.fingerprint[..12.min(model.fingerprint.len())],
                     m.id,
-                    files.id
+                    model.id
                 ),
             ));
         }
@@ -664,224 +491,25 @@ impl Library {
         Ok(index)
     }
 
+    /// What the merge policy looks at, were `extra` more papers added.
+    fn commit_shape(&self, extra: usize) -> CommitShape {
+        CommitShape {
+            base_rows: self.base_rows,
+            tail_rows: self.len() + extra - self.base_rows,
+            segments: self.manifest.segments.len(),
+            first_commit: self.manifest.generation == 0,
+            rewrite: self.full_rewrite,
+        }
+    }
+
     /// Whether the next commit writes a full generation rather than a segment.
     fn commit_is_full(&self) -> bool {
-        let tail = self.len() - self.base_rows;
-        self.full_rewrite
-            || self.manifest.generation == 0
-            || self.manifest.segments.len() >= MAX_SEGMENTS
-            || tail as f64 > self.base_rows as f64 * COMPACT_FRACTION
+        self.policy.full_commit(self.commit_shape(0))
     }
 
-    /// Adds the papers of `digests` that are not yet stored, embedding only those, and merges
-    /// the sightings of those already there. Nothing is written until [`Library::commit`].
-    pub fn ingest(
-        &mut self,
-        digests: &[Digest],
-        embedder: &Embedder,
-        progress: &dyn Progress,
-    ) -> Result<IngestReport> {
-        self.ingest_reusing(digests, embedder, progress, &HashMap::new())
-    }
-
-    /// [`Library::ingest`], taking the vectors of texts in `known` (embedding text → unit
-    /// vector from `embedder`) instead of embedding them again: `triage --ingest` has just
-    /// embedded the digest to rank it.
-    pub fn ingest_reusing(
-        &mut self,
-        digests: &[Digest],
-        embedder: &Embedder,
-        progress: &dyn Progress,
-        known: &HashMap<String, Vec<f32>>,
-    ) -> Result<IngestReport> {
-        self.check_model(embedder.files())?;
-        let mut report = IngestReport::default();
-        let mut new_rows: Vec<usize> = Vec::new();
-        for digest in digests {
-            report.skipped.extend(digest.warnings.iter().cloned());
-            let date = digest.date.map(|d| d.format("%Y-%m-%d").to_string());
-            let mut record = DigestRecord {
-                source: digest_name(&digest.source),
-                date: date.clone(),
-                papers: digest.papers.len(),
-                added: 0,
-            };
-            for dp in &digest.papers {
-                report.read += 1;
-                let id = dp.id();
-                let seen = SeenIn {
-                    digest: record.source.clone(),
-                    date: date.clone(),
-                };
-                let existing = self
-                    .by_id
-                    .get(&id)
-                    .or_else(|| self.by_title.get(&normalize_title(&dp.title)))
-                    .copied();
-                match existing {
-                    Some(row) => {
-                        report.already_present += 1;
-                        let p = &mut self.papers[row];
-                        let mut changed = false;
-                        if !p.seen_in.contains(&seen) {
-                            p.seen_in.push(seen);
-                            changed = true;
-                        }
-                        // A later source may know more (an arXiv listing after a text digest).
-                        if p.url.is_none() && dp.url.is_some() {
-                            p.url = dp.url.clone();
-                            changed = true;
-                        }
-                        if p.categories.is_empty() && !dp.categories.is_empty() {
-                            p.categories = dp.categories.clone();
-                            changed = true;
-                        }
-                        if changed {
-                            self.dirty = true;
-                            if row < self.committed_rows {
-                                self.changed.insert(row);
-                            }
-                        }
-                    }
-                    None => {
-                        let row = self.papers.len();
-                        self.papers.push(Paper {
-                            id: id.clone(),
-                            title: dp.title.clone(),
-                            abstract_text: dp.abstract_text.clone(),
-                            date: dp.date.clone().or_else(|| date.clone()),
-                            url: dp.url.clone(),
-                            authors: dp.authors.clone(),
-                            categories: dp.categories.clone(),
-                            seen_in: vec![seen],
-                        });
-                        self.by_id.insert(id, row);
-                        self.by_title
-                            .entry(normalize_title(&dp.title))
-                            .or_insert(row);
-                        new_rows.push(row);
-                        record.added += 1;
-                    }
-                }
-            }
-            report.digests.push(record.clone());
-            if let Some(old) = self
-                .manifest
-                .digests
-                .iter_mut()
-                .find(|d| d.source == record.source)
-            {
-                if old.papers != record.papers || record.added > 0 {
-                    old.papers = record.papers;
-                    old.added += record.added;
-                    self.dirty = true;
-                }
-            } else {
-                self.manifest.digests.push(record);
-                self.dirty = true;
-            }
-        }
-        report.added = new_rows.len();
-        if !new_rows.is_empty() {
-            // A commit that writes a full generation reads the stored graph and lexical index:
-            // read them before the (slow) embedding, so that a damaged file fails fast.
-            if self.commit_is_full() {
-                self.hnsw()?;
-                self.lexical()?;
-            }
-            let texts: Vec<String> = new_rows.iter().map(|&r| self.papers[r].text()).collect();
-            let missing: Vec<&str> = texts
-                .iter()
-                .filter(|t| !known.contains_key(t.as_str()))
-                .map(String::as_str)
-                .collect();
-            let embedded = if missing.is_empty() {
-                Vec::new()
-            } else {
-                embedder.embed_with(&missing, progress)?.0.data
-            };
-            let dim = self.dim();
-            let mut fresh = embedded.chunks_exact(dim);
-            let mut data = Vec::with_capacity(texts.len() * dim);
-            for text in &texts {
-                match known.get(text.as_str()) {
-                    Some(v) => data.extend_from_slice(v),
-                    None => data.extend_from_slice(fresh.next().unwrap_or_default()),
-                }
-            }
-            self.append_vectors(new_rows[0], &data)?;
-        }
-        report.papers_total = self.papers.len();
-        Ok(report)
-    }
-
-    /// Adds papers that were embedded elsewhere with this library's model (`vectors`: one unit
-    /// vector per paper, row-major), skipping those already stored, as [`Library::ingest`] does
-    /// after embedding. For tools that keep their own embeddings, such as the evaluation in
-    /// `examples/eval.rs`. Returns how many were added; nothing is written until
-    /// [`Library::commit`].
-    pub fn add_embedded(&mut self, papers: Vec<Paper>, vectors: &[f32]) -> Result<usize> {
-        let dim = self.dim();
-        if vectors.len() != papers.len() * dim {
-            return Err(Error::InvalidInput(format!(
-                "{} papers need {} floats of vectors, got {}",
-                papers.len(),
-                papers.len() * dim,
-                vectors.len()
-            )));
-        }
-        validate_vectors(vectors, dim, self.len())?;
-        let first = self.len();
-        let mut data = Vec::new();
-        for (i, paper) in papers.into_iter().enumerate() {
-            if self.by_id.contains_key(&paper.id)
-                || self.by_title.contains_key(&normalize_title(&paper.title))
-            {
-                continue;
-            }
-            let row = self.papers.len();
-            self.by_id.insert(paper.id.clone(), row);
-            self.by_title
-                .entry(normalize_title(&paper.title))
-                .or_insert(row);
-            self.papers.push(paper);
-            data.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
-        }
-        let added = self.len() - first;
-        if added > 0 {
-            self.append_vectors(first, &data)?;
-        }
-        Ok(added)
-    }
-
-    /// Appends the vectors of the papers pushed from row `first` on. The graph is left as it
-    /// is (search covers the new rows exactly until a full commit inserts them); a lexical
-    /// index already in memory takes their text.
-    fn append_vectors(&mut self, first: usize, data: &[f32]) -> Result<()> {
-        validate_vectors(data, self.dim(), self.vectors.len())?;
-        if self.vectors.len() != first || first + data.len() / self.dim() != self.len() {
-            return Err(lib_err(
-                &self.root,
-                format!(
-                    "{} vectors for papers {first}.. do not match the {} papers",
-                    data.len() / self.dim(),
-                    self.len()
-                ),
-            ));
-        }
-        self.vectors.add(data)?;
-        // A lexical index loaded after the papers were pushed holds them already.
-        if let Some(l) = self.lexical.get_mut() {
-            let from = l.len();
-            l.add(
-                self.papers[from..]
-                    .iter()
-                    .map(|p| paper_text(&p.title, &p.abstract_text)),
-            );
-        }
-        self.manifest.papers = self.papers.len();
-        self.dirty = true;
-        Ok(())
+    /// [`Library::commit_is_full`] once `extra` more papers are added.
+    fn commit_is_full_after(&self, extra: usize) -> bool {
+        self.policy.full_commit(self.commit_shape(extra))
     }
 
     /// Rebuilds the HNSW graph from the stored vectors (with new parameters if given).
@@ -900,188 +528,9 @@ impl Library {
         Ok(())
     }
 
-    /// Re-embeds every paper with `embedder` (another model), then rebuilds the graph.
-    pub fn reembed(&mut self, embedder: &Embedder, progress: &dyn Progress) -> Result<()> {
-        let texts: Vec<String> = self.papers.iter().map(Paper::text).collect();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let (embedded, _) = embedder.embed_with(&refs, progress)?;
-        validate_vectors(&embedded.data, embedded.dim, 0)?;
-        self.manifest.model = ModelInfo::of(embedder.files())?;
-        self.vectors = ExactIndex::from_vectors(embedded.dim, embedded.data)?;
-        self.rebuild_index(self.manifest.index)
-    }
-
     /// Whether there are changes to write.
     pub fn is_dirty(&self) -> bool {
         self.dirty
-    }
-
-    /// Writes the changes and switches the manifest to them. The caller must hold the write
-    /// lock ([`WriteLock`]).
-    ///
-    /// Usually that is a small segment (the new papers, their vectors, and the records of
-    /// papers seen again), so that an ingest writes what it adds, not the whole library. When
-    /// the papers outside the base generation pass [`COMPACT_FRACTION`] of it, or there are
-    /// [`MAX_SEGMENTS`] segments, or the model or index changed, it writes a full generation
-    /// instead: the new papers are inserted into the graph and everything is written afresh.
-    pub fn commit(&mut self, _lock: &WriteLock) -> Result<()> {
-        if !self.dirty {
-            return Ok(());
-        }
-        fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
-        let generation = self.manifest.generation + 1;
-        let full = self.commit_is_full();
-        // Leftovers of a writer killed at this same generation are replaced, never reused.
-        let graph_dir = self.root.join(format!("graph.{generation}"));
-        if graph_dir.exists() {
-            fs::remove_dir_all(&graph_dir).map_err(|e| Error::io(&graph_dir, e))?;
-        }
-        let written = if full {
-            self.write_generation(generation)
-        } else {
-            self.write_segment(generation)
-        };
-        let manifest = match written.and_then(|m| self.switch_manifest(m, generation)) {
-            Ok(manifest) => manifest,
-            Err(e) => {
-                // A failed write (disk full, I/O error) leaves the library as it was: the
-                // manifest still names generation g, and g+1's partial files are removed so
-                // that they do not fill the disk further.
-                for name in [
-                    format!("papers.{generation}.jsonl"),
-                    format!("embeddings.{generation}.npy"),
-                    format!("lexical.{generation}.bin"),
-                    "manifest.json.tmp".to_string(),
-                ] {
-                    let _ = fs::remove_file(self.root.join(name));
-                }
-                let _ = fs::remove_dir_all(&graph_dir);
-                return Err(e);
-            }
-        };
-
-        let previous = std::mem::replace(&mut self.manifest, manifest);
-        if full {
-            self.base_rows = self.len();
-            self.full_rewrite = false;
-        }
-        self.committed_rows = self.len();
-        self.changed.clear();
-        self.dirty = false;
-        self.remove_stale_files(&previous);
-        Ok(())
-    }
-
-    /// Writes generation `generation` as a full one: every paper, vector, the graph (with the
-    /// papers added since the base generation inserted) and the lexical index. Returns the
-    /// manifest that names it.
-    fn write_generation(&mut self, generation: u64) -> Result<Manifest> {
-        let files = GenerationFiles {
-            papers: format!("papers.{generation}.jsonl"),
-            embeddings: format!("embeddings.{generation}.npy"),
-            graph: format!("graph.{generation}"),
-            lexical: Some(format!("lexical.{generation}.bin")),
-        };
-        let all: Vec<&Paper> = self.papers.iter().collect();
-        write_durably(&self.root.join(&files.papers), &papers_jsonl(&all)?)?;
-        write_durably(
-            &self.root.join(&files.embeddings),
-            &npy::encode_f32(self.vectors.vectors(), self.len(), self.dim()),
-        )?;
-        let lexical = self.lexical()?.to_bytes();
-        if let Some(name) = &files.lexical {
-            write_durably(&self.root.join(name), &lexical)?;
-        }
-        let mut graph = match self.graph.take() {
-            Some(g) => g,
-            None => self.load_graph()?,
-        };
-        let covered = graph.len() * self.dim();
-        let saved = graph
-            .add(&self.vectors.vectors()[covered..])
-            .and_then(|()| graph.save(&self.root.join(&files.graph)));
-        // Kept whether or not the write worked: the graph is only ever extended, and search
-        // covers whatever rows it does not hold exactly.
-        let _ = self.graph.set(graph);
-        saved?;
-
-        let mut manifest = self.manifest.clone();
-        manifest.files = files;
-        manifest.segments.clear();
-        Ok(manifest)
-    }
-
-    /// Writes generation `generation` as a segment on top of the current manifest: the papers
-    /// added since the last commit (and their vectors), then the records of committed papers
-    /// that changed.
-    fn write_segment(&self, generation: u64) -> Result<Manifest> {
-        let added: Vec<&Paper> = self.papers[self.committed_rows..].iter().collect();
-        let mut records = added.clone();
-        records.extend(self.changed.iter().map(|&r| &self.papers[r]));
-        let papers = format!("papers.{generation}.jsonl");
-        write_durably(&self.root.join(&papers), &papers_jsonl(&records)?)?;
-        let embeddings = if added.is_empty() {
-            None
-        } else {
-            let name = format!("embeddings.{generation}.npy");
-            let data = &self.vectors.vectors()[self.committed_rows * self.dim()..];
-            write_durably(
-                &self.root.join(&name),
-                &npy::encode_f32(data, added.len(), self.dim()),
-            )?;
-            Some(name)
-        };
-        let mut manifest = self.manifest.clone();
-        manifest.segments.push(Segment {
-            generation,
-            papers,
-            embeddings,
-            added: added.len(),
-            updated: self.changed.len(),
-        });
-        Ok(manifest)
-    }
-
-    /// Stamps `manifest` as generation `generation` and renames it into place: the commit point.
-    fn switch_manifest(&self, mut manifest: Manifest, generation: u64) -> Result<Manifest> {
-        manifest.format_version = FORMAT_VERSION;
-        manifest.generation = generation;
-        manifest.papers = self.papers.len();
-        manifest.updated = now();
-        let bytes =
-            serde_json::to_vec_pretty(&manifest).map_err(|e| lib_err(&self.root, e.to_string()))?;
-        let tmp = self.root.join("manifest.json.tmp");
-        write_durably(&tmp, &bytes)?;
-        let target = self.root.join(MANIFEST);
-        fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))?;
-        let _ = sync_dir(&self.root);
-        Ok(manifest)
-    }
-
-    /// Removes generation files that neither the current manifest nor `previous` names (the
-    /// previous manifest's are kept for readers that opened it), among them the leftovers of
-    /// killed writers. Failures here lose nothing.
-    fn remove_stale_files(&self, previous: &Manifest) {
-        let keep: BTreeSet<&str> = self
-            .manifest
-            .file_names()
-            .chain(previous.file_names())
-            .collect();
-        let Ok(entries) = fs::read_dir(&self.root) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if generation_of(&name).is_none() || keep.contains(name.as_str()) {
-                continue;
-            }
-            let path = entry.path();
-            let _ = if path.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-        }
     }
 
     /// Bytes on disk of the files the manifest names, and the manifest itself.
@@ -1100,22 +549,4 @@ impl Library {
         }
         total
     }
-}
-
-/// The generation number in a generation file name (`papers.7.jsonl` → 7).
-fn generation_of(name: &str) -> Option<u64> {
-    let mut parts = name.split('.');
-    let kind = parts.next()?;
-    if !matches!(kind, "papers" | "embeddings" | "graph" | "lexical") {
-        return None;
-    }
-    parts.next()?.parse().ok()
-}
-
-/// A digest's display name: its file name (or `<stdin>`).
-fn digest_name(source: &str) -> String {
-    Path::new(source)
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| source.to_string())
 }

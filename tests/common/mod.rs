@@ -11,7 +11,7 @@ use papersim::digest::Digest;
 use papersim::encode::device::DeviceRequest;
 use papersim::encode::forward::Backend;
 use papersim::index::HnswParams;
-use papersim::library::{IngestReport, Library, ModelInfo, WriteLock};
+use papersim::library::{IngestReport, Library, WriteLock};
 use papersim::progress::NoProgress;
 use papersim::{Embedder, EmbedderConfig};
 use serde_json::Value;
@@ -172,12 +172,12 @@ pub fn ingest(root: &Path, digests: &[Digest]) -> IngestReport {
     } else {
         Library::create(
             root,
-            ModelInfo::of(embedder.files()).unwrap(),
+            papersim::pipeline::model_info(embedder.files()).unwrap(),
             HnswParams::default(),
         )
         .unwrap()
     };
-    let report = lib.ingest(digests, embedder, &NoProgress).unwrap();
+    let report = papersim::pipeline::ingest_into(&mut lib, digests, embedder, &NoProgress).unwrap();
     lib.commit(&lock).unwrap();
     report
 }

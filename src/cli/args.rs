@@ -1,0 +1,128 @@
+//! Argument types shared by several commands, and their conversion into the library's
+//! options (with the bounds each numeric option must respect).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args as ClapArgs;
+
+use papersim::library::SearchMode;
+use papersim::rank::{RankOptions, Retrieval};
+
+use super::output::Format;
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct Global {
+    /// Library directory.
+    #[arg(long, global = true, env = "PAPERSIM_LIBRARY")]
+    pub library: Option<PathBuf>,
+    /// Model: a Hugging Face repo id or a directory [default: the library's model, else
+    /// sentence-transformers/all-MiniLM-L6-v2].
+    #[arg(long, global = true, env = "PAPERSIM_MODEL")]
+    pub model: Option<String>,
+    /// Device: cpu, cuda, cuda:N or auto.
+    #[arg(long, global = true, default_value = "auto")]
+    pub device: String,
+    /// Precision on CUDA: f32, f16 or bf16.
+    #[arg(long, global = true, default_value = "f32")]
+    pub dtype: String,
+    /// CPU threads [default: RAYON_NUM_THREADS, else all cores].
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// Texts per forward batch.
+    #[arg(long, global = true, default_value_t = 32)]
+    pub batch_size: usize,
+    /// No progress bars or notes on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct RankArgs {
+    /// Number of results.
+    #[arg(short, default_value_t = 10)]
+    pub k: usize,
+    /// Drop results scoring below this (dense: cosine; lexical: BM25 share of the query's own
+    /// score; hybrid: fused score; each about 0-1).
+    #[arg(long)]
+    pub min_score: Option<f32>,
+    /// Only papers from digests dated on or after this day (YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only papers from digests dated on or before this day (YYYY-MM-DD).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Re-rank by maximal marginal relevance; 0 = relevance only, 1 = diversity only.
+    #[arg(long)]
+    pub diversity: Option<f32>,
+    /// Show the sentence of each abstract that best matches.
+    #[arg(long)]
+    pub explain: bool,
+    /// Search every vector instead of the HNSW graph.
+    #[arg(long)]
+    pub exact: bool,
+    /// Evidence to rank by: dense (sentence embeddings), lexical (BM25 over titles and
+    /// abstracts: exact terms) or hybrid (both, fused).
+    #[arg(long, value_enum, default_value = "hybrid")]
+    pub mode: ModeArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    Dense,
+    Lexical,
+    Hybrid,
+}
+
+impl From<ModeArg> for Retrieval {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Dense => Retrieval::Dense,
+            ModeArg::Lexical => Retrieval::Lexical,
+            ModeArg::Hybrid => Retrieval::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbedFormat {
+    Npy,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InfoFormat {
+    Table,
+    Json,
+}
+
+/// The ranking options of `rank`, checked.
+pub fn rank_options(rank: &RankArgs) -> Result<RankOptions> {
+    if rank.k == 0 {
+        bail!("-k must be at least 1");
+    }
+    for d in [&rank.since, &rank.until].into_iter().flatten() {
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .with_context(|| format!("date `{d}` is not YYYY-MM-DD"))?;
+    }
+    if let Some(l) = rank.diversity {
+        if !(0.0..=1.0).contains(&l) {
+            bail!("--diversity must be between 0 and 1");
+        }
+    }
+    Ok(RankOptions {
+        k: rank.k,
+        min_score: rank.min_score,
+        since: rank.since.clone(),
+        until: rank.until.clone(),
+        diversity: rank.diversity,
+        mode: if rank.exact {
+            SearchMode::Exact
+        } else {
+            SearchMode::Auto
+        },
+    })
+}

@@ -1,0 +1,83 @@
+//! `papersim info`: what the library holds.
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{open_library, Global, InfoFormat};
+
+pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
+    let lib = open_library(g)?;
+    let m = lib.manifest();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        InfoFormat::Json => {
+            let doc = json!({
+                "library": lib.root(),
+                "format_version": m.format_version,
+                "generation": m.generation,
+                "segments": m.segments.len(),
+                "papers": lib.len(),
+                "model": m.model,
+                "index": m.index,
+                "digests": m.digests,
+                "size_bytes": lib.size_on_disk(),
+                "updated": m.updated,
+            });
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+        }
+        InfoFormat::Table => {
+            writeln!(out, "library     {}", lib.root().display())?;
+            writeln!(out, "papers      {}", lib.len())?;
+            writeln!(out, "digests     {}", m.digests.len())?;
+            writeln!(
+                out,
+                "model       {} (dimension {}, {} pooling, max {} tokens)",
+                m.model.id,
+                m.model.dim,
+                capitalized(&m.model.pooling),
+                m.model.max_seq_length
+            )?;
+            writeln!(out, "fingerprint {}", m.model.fingerprint)?;
+            writeln!(
+                out,
+                "index       HNSW m={} ef_construction={} ef_search={}; exact search below {} papers",
+                m.index.m,
+                m.index.ef_construction,
+                m.index.ef_search,
+                papersim::index::EXACT_THRESHOLD
+            )?;
+            writeln!(
+                out,
+                "size        {:.1} MiB on disk (generation {}{})",
+                lib.size_on_disk() as f64 / 1048576.0,
+                m.generation,
+                match m.segments.len() {
+                    0 => String::new(),
+                    1 => ", 1 segment".to_string(),
+                    n => format!(", {n} segments"),
+                }
+            )?;
+            writeln!(out, "updated     {}", m.updated)?;
+            if let (Some(first), Some(last)) = (
+                m.digests.iter().filter_map(|d| d.date.as_deref()).min(),
+                m.digests.iter().filter_map(|d| d.date.as_deref()).max(),
+            ) {
+                writeln!(out, "dates       {first} .. {last}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `mean` → `Mean`.
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,52 @@
+//! `papersim ingest`: digests into the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::{library_dir, load_embedder, parse_opts, progress, read_digests, Global, InfoFormat};
+
+pub fn ingest(
+    g: &Global,
+    paths: &[PathBuf],
+    input_format: &str,
+    date: Option<&str>,
+    wait: bool,
+    format: InfoFormat,
+) -> Result<()> {
+    let bar = progress::Bar::new(g.quiet);
+    let digests = read_digests(paths, &parse_opts(input_format, date)?)?;
+    let report = papersim::pipeline::ingest(
+        &library_dir(g),
+        &digests,
+        wait,
+        None,
+        |model| load_embedder(g, model, &bar),
+        &bar,
+    )?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        InfoFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        InfoFormat::Table => {
+            writeln!(
+                out,
+                "read {} papers from {} digest(s): {} added, {} already present, {} skipped; library now holds {} papers",
+                report.read,
+                report.digests.len(),
+                report.added,
+                report.already_present,
+                report.skipped.len(),
+                report.papers_total
+            )?;
+            for s in &report.skipped {
+                writeln!(out, "  skipped: {s}")?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! `papersim query`: papers matching free text.
+
+use anyhow::{bail, Result};
+use serde_json::json;
+
+use super::output::{library_rows, ExplainTarget, Report};
+use super::{library_embedder, open_library, print, progress, Global, RankArgs};
+use papersim::rank::{self, Ranked, Retrieval};
+
+pub fn query(g: &Global, text: &str, rank: &RankArgs) -> Result<()> {
+    let opts = super::args::rank_options(rank)?;
+    if text.trim().is_empty() {
+        bail!("the query is empty: give some words to search for");
+    }
+    let lib = open_library(g)?;
+    let mode: Retrieval = rank.mode.into();
+    // Lexical ranking needs no model (unless sentences are to be explained).
+    let embedded = if mode.uses_dense() || rank.explain {
+        let embedder = library_embedder(g, &lib, &progress::Bar::new(g.quiet))?;
+        let vector = embedder.embed(&[text])?;
+        Some((embedder, vector))
+    } else {
+        None
+    };
+    let vector = embedded.as_ref().map(|(_, v)| v.row(0));
+    let ranked = rank::query(&lib, text, vector, &opts, mode)?;
+    let target = |_: &Ranked| vector.map(<[f32]>::to_vec).unwrap_or_default();
+    let rows = library_rows(
+        &lib,
+        &ranked,
+        embedded
+            .as_ref()
+            .filter(|_| rank.explain)
+            .map(|(e, _)| (e, &target as ExplainTarget)),
+    )?;
+    let report = Report {
+        query: json!({"kind": "query", "text": text}),
+        results: rows,
+    };
+    print(&report, rank.format, &format!("Papers matching “{text}”"))
+}

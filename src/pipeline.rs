@@ -1,0 +1,172 @@
+//! The stages composed: the work that needs both the encoder and the library — an ingest
+//! (planned by the library, embedded here, applied and committed by the library under its
+//! lock), a re-embedding, and checking that a model fits a library. The binary calls these,
+//! and so will any other front end (a server), so that the write protocol lives in one place.
+//!
+//! May import: `crate::encode`, `crate::library`, `crate::index`, `crate::digest`,
+//! `crate::progress`, `crate::error`. Never `crate::rank`.
+
+use std::path::Path;
+
+use crate::digest::Digest;
+use crate::encode::model::ModelFiles;
+use crate::encode::Embedder;
+use crate::index::HnswParams;
+use crate::library::{IngestPlan, IngestReport, Library, ModelInfo};
+use crate::progress::Progress;
+use crate::{Error, Result};
+
+/// What a library records of the model its vectors came from.
+pub fn model_info(files: &ModelFiles) -> Result<ModelInfo> {
+    Ok(ModelInfo {
+        id: files.id.clone(),
+        fingerprint: files.fingerprint()?,
+        dim: files.dim(),
+        pooling: files.pooling.name().to_string(),
+        max_seq_length: files.max_seq_length,
+    })
+}
+
+/// Refuses an embedder whose vectors the library cannot take or compare with its own.
+pub fn check_model(lib: &Library, embedder: &Embedder) -> Result<()> {
+    lib.check_model(&model_info(embedder.files())?)
+}
+
+/// Adds `digests` to the library in `dir` (creating it on first use), embedding only the
+/// papers it does not hold yet.
+///
+/// `load_embedder` is given the library's model id (`None` for a new library) and returns the
+/// encoder; everything that can fail without writing — the library, the model, whether they
+/// match — is checked before the write lock is taken, so such a failure leaves the directory,
+/// the lock file included, as it was. With `wait`, a busy library is waited for instead of
+/// refused. `reuse`: vectors the caller already has for every paper of `digests`, row-major in
+/// digest order (as `triage --ingest` has after ranking them), taken instead of embedding.
+pub fn ingest(
+    dir: &Path,
+    digests: &[Digest],
+    wait: bool,
+    reuse: Option<&[f32]>,
+    load_embedder: impl FnOnce(Option<&str>) -> Result<Embedder>,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
+    let opened = if Library::exists(dir) {
+        Some(Library::open(dir)?)
+    } else {
+        None
+    };
+    let embedder = load_embedder(opened.as_ref().map(|l| l.manifest().model.id.as_str()))?;
+    let model = model_info(embedder.files())?;
+    if let Some(lib) = &opened {
+        lib.check_model(&model)?;
+    }
+    let (lock, lib) = Library::lock(dir, wait, opened)?;
+    let mut lib = match lib {
+        Some(lib) => {
+            // Another writer may have created or re-embedded it while we waited.
+            lib.check_model(&model)?;
+            lib
+        }
+        None => Library::create(dir, model, HnswParams::default())?,
+    };
+    let plan = lib.plan_ingest(digests)?;
+    let vectors = vectors_for(&plan, digests, lib.dim(), reuse, &embedder, progress)?;
+    let report = lib.apply_ingest(plan, &vectors)?;
+    lib.commit(&lock)?;
+    Ok(report)
+}
+
+/// Adds `digests` to an open library, embedding its new papers with `embedder` (checked
+/// against the library first). Nothing is written until `Library::commit`: for tools and
+/// tests that hold the library (and its lock) themselves.
+pub fn ingest_into(
+    lib: &mut Library,
+    digests: &[Digest],
+    embedder: &Embedder,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
+    check_model(lib, embedder)?;
+    let plan = lib.plan_ingest(digests)?;
+    let vectors = vectors_for(&plan, digests, lib.dim(), None, embedder, progress)?;
+    lib.apply_ingest(plan, &vectors)
+}
+
+/// The vectors of a plan's new papers: taken from `reuse` (one per paper of `digests`, in
+/// digest order) when given, else embedded.
+fn vectors_for(
+    plan: &IngestPlan,
+    digests: &[Digest],
+    dim: usize,
+    reuse: Option<&[f32]>,
+    embedder: &Embedder,
+    progress: &dyn Progress,
+) -> Result<Vec<f32>> {
+    match reuse {
+        Some(all) => {
+            let offsets: Vec<usize> = digests
+                .iter()
+                .scan(0, |at, d| {
+                    let first = *at;
+                    *at += d.papers.len();
+                    Some(first)
+                })
+                .collect();
+            let total = digests.iter().map(|d| d.papers.len()).sum::<usize>();
+            if all.len() != total * dim {
+                return Err(Error::InvalidInput(format!(
+                    "{total} digest papers but {} vector values to reuse (dimension {dim})",
+                    all.len()
+                )));
+            }
+            let mut picked = Vec::with_capacity(plan.new_papers().len() * dim);
+            for n in plan.new_papers() {
+                let i = offsets[n.source.0] + n.source.1;
+                picked.extend_from_slice(&all[i * dim..(i + 1) * dim]);
+            }
+            Ok(picked)
+        }
+        None if plan.new_papers().is_empty() => Ok(Vec::new()),
+        None => {
+            let texts = plan.texts();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            Ok(embedder.embed_with(&refs, progress)?.0.data)
+        }
+    }
+}
+
+/// Changes to the HNSW parameters; `None` keeps the library's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IndexChange {
+    pub m: Option<usize>,
+    pub ef_construction: Option<usize>,
+    pub ef_search: Option<usize>,
+}
+
+/// Rebuilds the graph of the library in `dir` with `change` applied to its parameters, after
+/// re-embedding every paper with the encoder `reembed` returns, if given (to switch models).
+/// Returns the number of papers and the parameters now in force.
+pub fn rebuild_index(
+    dir: &Path,
+    wait: bool,
+    change: IndexChange,
+    reembed: Option<impl FnOnce() -> Result<Embedder>>,
+    progress: &dyn Progress,
+) -> Result<(usize, HnswParams)> {
+    let lock = crate::directory::WriteLock::acquire(dir, wait)?;
+    let mut lib = Library::open(dir)?;
+    let mut params = lib.manifest().index;
+    params.m = change.m.unwrap_or(params.m);
+    params.ef_construction = change.ef_construction.unwrap_or(params.ef_construction);
+    params.ef_search = change.ef_search.unwrap_or(params.ef_search);
+    match reembed {
+        Some(load) => {
+            let embedder = load()?;
+            let texts = lib.texts();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let (embedded, _) = embedder.embed_with(&refs, progress)?;
+            lib.replace_vectors(model_info(embedder.files())?, embedded.data, params)?;
+        }
+        None => lib.rebuild_index(params)?,
+    }
+    lib.commit(&lock)?;
+    Ok((lib.len(), params))
+}

@@ -1,0 +1,133 @@
+//! Candidates: the papers worth scoring for a query, from the indexes the [`Retrieval`] mode
+//! uses, each with its evidence. More are taken than k, so that filters and re-ranking have
+//! room.
+
+use std::collections::HashSet;
+
+use super::{RankOptions, Retrieval};
+use crate::index::lexical::top_hits;
+use crate::index::{dot, Hit};
+use crate::library::Library;
+use crate::{Error, Result};
+
+/// How many candidates each index gives: all when a date window or diversity needs room,
+/// else at least 4k and 50 (`extra` more for papers the caller will drop, such as the liked
+/// ones).
+pub fn count(lib: &Library, opts: &RankOptions, extra: usize) -> usize {
+    let want = if opts.since.is_some() || opts.until.is_some() || opts.diversity.is_some() {
+        lib.len()
+    } else {
+        (opts.k.saturating_add(extra))
+            .max(opts.k.saturating_mul(4))
+            .max(50)
+    };
+    want.min(lib.len())
+}
+
+/// Candidates of one query with their evidence, index for index.
+#[derive(Debug, Clone, Default)]
+pub struct Candidates {
+    pub rows: Vec<usize>,
+    /// Cosine to the query vector (empty in lexical mode).
+    pub dense: Vec<f32>,
+    /// BM25 similarity to the query text (empty in dense mode).
+    pub lexical: Vec<f32>,
+}
+
+/// The `want` best papers for a query by each index `retrieval` uses: its `text` (for the
+/// lexical index) and its unit `vector` (for the dense one; needed unless lexical).
+/// Dense and lexical candidates carry their index's score; hybrid ones both measures, the
+/// cosine recomputed against the stored vector so that candidates from either index compare.
+pub fn gather(
+    lib: &Library,
+    text: &str,
+    vector: Option<&[f32]>,
+    opts: &RankOptions,
+    retrieval: Retrieval,
+    want: usize,
+) -> Result<Candidates> {
+    let vector = match (vector, retrieval.uses_dense()) {
+        (Some(v), _) => Some(v),
+        (None, true) => {
+            return Err(Error::InvalidInput(format!(
+                "{retrieval} ranking needs a vector"
+            )))
+        }
+        (None, false) => None,
+    };
+    let from_hits = |hits: Vec<Hit>| -> (Vec<usize>, Vec<f32>) {
+        hits.into_iter().map(|h| (h.row, h.score)).unzip()
+    };
+    match (retrieval, vector) {
+        (Retrieval::Dense, Some(v)) => {
+            let (rows, dense) = from_hits(lib.search(v, want, opts.mode)?);
+            Ok(Candidates {
+                rows,
+                dense,
+                lexical: Vec::new(),
+            })
+        }
+        (Retrieval::Lexical, _) => {
+            let lex = lib.lexical()?;
+            let (rows, lexical) = from_hits(lex.search(&lex.query(text), want));
+            Ok(Candidates {
+                rows,
+                dense: Vec::new(),
+                lexical,
+            })
+        }
+        (_, v) => {
+            let v = v.expect("checked above");
+            let lex = lib.lexical()?;
+            let similarities = lex.similarities(&lex.query(text));
+            let mut rows = Vec::new();
+            let mut seen = HashSet::new();
+            for h in lib
+                .search(v, want, opts.mode)?
+                .into_iter()
+                .chain(top_hits(&similarities, want))
+            {
+                if seen.insert(h.row) {
+                    rows.push(h.row);
+                }
+            }
+            Ok(Candidates {
+                dense: rows.iter().map(|&r| dot(v, lib.vector(r))).collect(),
+                lexical: rows.iter().map(|&r| similarities[r]).collect(),
+                rows,
+            })
+        }
+    }
+}
+
+/// The union of every liked paper's neighbourhood in each index `retrieval` uses, so that
+/// every interest is represented. `like_similarities`: per liked paper, its lexical
+/// similarity to every library paper (empty unless lexical evidence is used).
+pub fn around_likes(
+    lib: &Library,
+    likes: &[usize],
+    like_similarities: &[Vec<f32>],
+    opts: &RankOptions,
+    retrieval: Retrieval,
+    want: usize,
+) -> Result<Vec<usize>> {
+    let mut pool = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, &like) in likes.iter().enumerate() {
+        let dense = if retrieval.uses_dense() {
+            lib.search(lib.vector(like), want, opts.mode)?
+        } else {
+            Vec::new()
+        };
+        let lexical = match like_similarities.get(i) {
+            Some(s) if retrieval.uses_lexical() => top_hits(s, want),
+            _ => Vec::new(),
+        };
+        for h in dense.into_iter().chain(lexical) {
+            if seen.insert(h.row) {
+                pool.push(h.row);
+            }
+        }
+    }
+    Ok(pool)
+}

@@ -1,0 +1,37 @@
+//! `query`: papers matching free text.
+
+use super::candidates::{count, gather};
+use super::finish::{finish, sort_ranked};
+use super::{RankOptions, Ranked, Retrieval};
+use crate::library::Library;
+use crate::{Error, Result};
+
+/// Papers matching free text: by its (unit-norm) vector, its words, or both. `vector` may be
+/// `None` in lexical mode.
+pub fn query(
+    lib: &Library,
+    text: &str,
+    vector: Option<&[f32]>,
+    opts: &RankOptions,
+    retrieval: Retrieval,
+) -> Result<Vec<Ranked>> {
+    if retrieval == Retrieval::Lexical && lib.lexical()?.query(text).is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "no word of `{text}` occurs in the library's papers (common words and single letters are not indexed)"
+        )));
+    }
+    let c = gather(lib, text, vector, opts, retrieval, count(lib, opts, 0))?;
+    let scores = retrieval.fuse(&c.dense, &c.lexical, true);
+    let mut ranked: Vec<Ranked> = c
+        .rows
+        .into_iter()
+        .zip(scores)
+        .map(|(row, score)| Ranked {
+            row,
+            score,
+            closest_like: None,
+        })
+        .collect();
+    sort_ranked(&mut ranked);
+    Ok(finish(lib, ranked, opts))
+}
