@@ -19,5 +19,13 @@ pub mod pipeline;
 pub mod progress;
 pub mod rank;
 
+// What a Rust user of the crate needs, in one place: read digests, embed, keep a library,
+// rank. The modules stay public for the rest (model resolution, the indexes, the formats).
+pub use digest::{read_path, Digest, InputFormat, ParseOptions};
 pub use encode::{Embedder, EmbedderConfig, Embeddings};
 pub use error::{Error, Result};
+pub use library::{IngestPlan, IngestReport, Library, Paper, SearchMode, WriteLock};
+pub use pipeline::{ingest, ingest_into};
+pub use rank::{
+    query, recommend, similar, triage, Fusion, Profile, RankOptions, Ranked, Retrieval, Triaged,
+};

@@ -70,6 +70,20 @@ pub struct RankArgs {
     pub format: Format,
 }
 
+/// The reader's liked and disliked papers (`recommend`, `triage`).
+#[derive(ClapArgs, Debug, Clone)]
+pub struct ProfileArgs {
+    /// Liked papers (ids or titles).
+    #[arg(long, num_args = 1..)]
+    pub like: Vec<String>,
+    /// Disliked papers (ids or titles).
+    #[arg(long, num_args = 1..)]
+    pub unlike: Vec<String>,
+    /// Profile file {"like": [...], "unlike": [...]} [default: <library>/profile.json].
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ModeArg {
     Dense,

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-use args::{EmbedFormat, Global, InfoFormat, RankArgs};
+use args::{EmbedFormat, Global, InfoFormat, ProfileArgs, RankArgs};
 use output::{Format, Report};
 use papersim::digest::{self, InputFormat, ParseOptions};
 use papersim::encode::device::{DeviceRequest, Precision};
@@ -101,15 +101,8 @@ enum Command {
     },
     /// Papers for a reader's liked (and disliked) papers.
     Recommend {
-        /// Liked papers (ids or titles).
-        #[arg(long, num_args = 1..)]
-        like: Vec<String>,
-        /// Disliked papers (ids or titles).
-        #[arg(long, num_args = 1..)]
-        unlike: Vec<String>,
-        /// Profile file {"like": [...], "unlike": [...]} [default: <library>/profile.json].
-        #[arg(long)]
-        profile: Option<PathBuf>,
+        #[command(flatten)]
+        reader: ProfileArgs,
         #[command(flatten)]
         rank: RankArgs,
     },
@@ -118,12 +111,8 @@ enum Command {
     /// Rank a new digest's papers for the reader, without ingesting it first.
     Triage {
         digest: PathBuf,
-        #[arg(long, num_args = 1..)]
-        like: Vec<String>,
-        #[arg(long, num_args = 1..)]
-        unlike: Vec<String>,
-        #[arg(long)]
-        profile: Option<PathBuf>,
+        #[command(flatten)]
+        reader: ProfileArgs,
         /// Add the digest to the library afterwards.
         #[arg(long)]
         ingest: bool,
@@ -207,30 +196,14 @@ pub fn run(args: Args) -> Result<()> {
         } => index::rebuild(g, *m, *ef_construction, *ef_search, *reembed, *wait),
         Command::Similar { paper, rank } => similar::similar(g, paper, rank),
         Command::Query { text, rank } => query::query(g, &text.join(" "), rank),
-        Command::Recommend {
-            like,
-            unlike,
-            profile,
-            rank,
-        } => recommend::recommend(g, like, unlike, profile.as_deref(), rank),
+        Command::Recommend { reader, rank } => recommend::recommend(g, reader, rank),
         Command::Triage {
             digest,
-            like,
-            unlike,
-            profile,
+            reader,
             ingest,
             input_format,
             rank,
-        } => triage::triage(
-            g,
-            digest,
-            like,
-            unlike,
-            profile.as_deref(),
-            *ingest,
-            input_format,
-            rank,
-        ),
+        } => triage::triage(g, digest, reader, *ingest, input_format, rank),
     }
 }
 

@@ -1,12 +1,14 @@
 //! `papersim recommend`: papers for a reader's liked (and disliked) papers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde_json::json;
 
 use super::output::{library_rows, ExplainTarget, Report};
-use super::{library_dir, library_embedder, open_library, print, progress, Global, RankArgs};
+use super::{
+    library_dir, library_embedder, open_library, print, progress, Global, ProfileArgs, RankArgs,
+};
 use papersim::library::Library;
 use papersim::rank::{self, Profile, Ranked};
 
@@ -14,10 +16,9 @@ use papersim::rank::{self, Profile, Ranked};
 /// `<library>/profile.json` when no `--like` is given), and the profile file used.
 pub(super) fn profile_refs(
     g: &Global,
-    like: &[String],
-    unlike: &[String],
-    profile: Option<&Path>,
+    reader: &ProfileArgs,
 ) -> Result<(Vec<String>, Vec<String>, Option<PathBuf>)> {
+    let (like, unlike, profile) = (&reader.like, &reader.unlike, reader.profile.as_deref());
     let default = library_dir(g).join("profile.json");
     let path = match profile {
         Some(p) => Some(p.to_path_buf()),
@@ -45,15 +46,9 @@ pub(super) fn ids(lib: &Library, rows: &[usize]) -> Vec<String> {
     rows.iter().map(|&r| lib.papers()[r].id.clone()).collect()
 }
 
-pub fn recommend(
-    g: &Global,
-    like: &[String],
-    unlike: &[String],
-    profile: Option<&Path>,
-    rank: &RankArgs,
-) -> Result<()> {
+pub fn recommend(g: &Global, reader: &ProfileArgs, rank: &RankArgs) -> Result<()> {
     let opts = super::args::rank_options(rank)?;
-    let (likes, unlikes, profile_path) = profile_refs(g, like, unlike, profile)?;
+    let (likes, unlikes, profile_path) = profile_refs(g, reader)?;
     let lib = open_library(g)?;
     let like_rows = lib.resolve_all(&likes)?;
     let unlike_rows = lib.resolve_all(&unlikes)?;

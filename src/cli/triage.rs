@@ -10,24 +10,21 @@ use super::output::{Closest, Report, ResultRow};
 use super::recommend::{ids, profile_refs};
 use super::{
     announce, library_dir, library_embedder, load_embedder, note, open_library, parse_opts, print,
-    progress, read_digests, Global, RankArgs,
+    progress, read_digests, Global, ProfileArgs, RankArgs,
 };
 use papersim::index::lexical::paper_text;
 use papersim::rank::{self, Retrieval};
 
-#[allow(clippy::too_many_arguments)]
 pub fn triage(
     g: &Global,
     digest_path: &Path,
-    like: &[String],
-    unlike: &[String],
-    profile: Option<&Path>,
+    reader: &ProfileArgs,
     ingest: bool,
     input_format: &str,
     rank: &RankArgs,
 ) -> Result<()> {
     let opts = super::args::rank_options(rank)?;
-    let (likes, unlikes, profile_path) = profile_refs(g, like, unlike, profile)?;
+    let (likes, unlikes, profile_path) = profile_refs(g, reader)?;
     let digests = read_digests(
         &[digest_path.to_path_buf()],
         &parse_opts(input_format, None)?,

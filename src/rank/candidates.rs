@@ -4,7 +4,8 @@
 
 use std::collections::HashSet;
 
-use super::{RankOptions, Retrieval};
+use super::finish::sort_ranked;
+use super::{RankOptions, Ranked, Retrieval};
 use crate::index::lexical::top_hits;
 use crate::index::{dot, Hit};
 use crate::library::Library;
@@ -32,6 +33,26 @@ pub struct Candidates {
     pub dense: Vec<f32>,
     /// BM25 similarity to the query text (empty in dense mode).
     pub lexical: Vec<f32>,
+}
+
+impl Candidates {
+    /// The candidates ranked by their fused evidence ([`Retrieval::fuse`]), best first.
+    /// `text`: the query is free text rather than a paper.
+    pub fn fused(self, retrieval: Retrieval, text: bool) -> Vec<Ranked> {
+        let scores = retrieval.fuse(&self.dense, &self.lexical, text);
+        let mut ranked: Vec<Ranked> = self
+            .rows
+            .into_iter()
+            .zip(scores)
+            .map(|(row, score)| Ranked {
+                row,
+                score,
+                closest_like: None,
+            })
+            .collect();
+        sort_ranked(&mut ranked);
+        ranked
+    }
 }
 
 /// The `want` best papers for a query by each index `retrieval` uses: its `text` (for the

@@ -1,7 +1,7 @@
 //! `query`: papers matching free text.
 
 use super::candidates::{count, gather};
-use super::finish::{finish, sort_ranked};
+use super::finish::finish;
 use super::{RankOptions, Ranked, Retrieval};
 use crate::library::Library;
 use crate::{Error, Result};
@@ -21,17 +21,6 @@ pub fn query(
         )));
     }
     let c = gather(lib, text, vector, opts, retrieval, count(lib, opts, 0))?;
-    let scores = retrieval.fuse(&c.dense, &c.lexical, true);
-    let mut ranked: Vec<Ranked> = c
-        .rows
-        .into_iter()
-        .zip(scores)
-        .map(|(row, score)| Ranked {
-            row,
-            score,
-            closest_like: None,
-        })
-        .collect();
-    sort_ranked(&mut ranked);
+    let ranked = c.fused(retrieval, true);
     Ok(finish(lib, ranked, opts))
 }

@@ -1,7 +1,7 @@
 //! `similar`: papers like a paper of the library.
 
 use super::candidates::{count, gather};
-use super::finish::{finish, sort_ranked};
+use super::finish::finish;
 use super::{RankOptions, Ranked, Retrieval, DUPLICATE_COSINE};
 use crate::index::dot;
 use crate::library::Library;
@@ -27,22 +27,14 @@ pub fn similar(
         retrieval,
         want,
     )?;
-    let scores = retrieval.fuse(&c.dense, &c.lexical, false);
-    let mut ranked: Vec<Ranked> = c
-        .rows
+    let ranked = c
+        .fused(retrieval, false)
         .into_iter()
-        .zip(scores)
-        .filter(|&(r, _)| {
-            r != row
-                && dot(seed, lib.vector(r)) < DUPLICATE_COSINE
-                && normalize_title(&lib.papers()[r].title) != seed_title
-        })
-        .map(|(row, score)| Ranked {
-            row,
-            score,
-            closest_like: None,
+        .filter(|r| {
+            r.row != row
+                && dot(seed, lib.vector(r.row)) < DUPLICATE_COSINE
+                && normalize_title(&lib.papers()[r.row].title) != seed_title
         })
         .collect();
-    sort_ranked(&mut ranked);
     Ok(finish(lib, ranked, opts))
 }
