@@ -1,4 +1,4 @@
-//! papersim's side of `scripts/cpu-vs-st.sh`: encoding throughput on the CPU.
+//! papersim's side of `scripts/vs_sentence_transformers.py`: encoding throughput on the CPU.
 //!
 //! `cpu_throughput texts DIGEST OUT_DIR` writes the benchmark texts (one per line):
 //! `full.txt`, the digest's papers as title + ". " + abstract repeated to 320 texts, and
@@ -6,7 +6,8 @@
 //!
 //! `cpu_throughput run TEXTS --threads N [--backend B] [--repeat R] [--vectors OUT.npy]`
 //! embeds the texts R times after one warm-up batch and prints one JSON line with the time of
-//! each run; sentence-transformers' side is `scripts/st_throughput.py`, with the same output.
+//! each run; sentence-transformers' side is `scripts/st_side.py throughput`, with the same
+//! output.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
