@@ -6,7 +6,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
@@ -21,9 +21,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Writes `bytes` to a temporary sibling of `path`, fsyncs it, renames it over `path` and
 /// syncs the directory, so that a crash leaves either the old file or the new one, never half.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp-papersim");
-    let tmp = std::path::PathBuf::from(tmp);
+    let tmp = temporary_sibling(path);
     write_durably(&tmp, bytes)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
@@ -33,6 +31,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = sync_dir(parent);
     }
     Ok(())
+}
+
+/// Where [`write_atomically`] writes before the rename: `path` with `.tmp` appended (a
+/// library's `manifest.json.tmp`).
+pub fn temporary_sibling(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
 }
 
 /// Makes a directory's entries (creations, renames) durable. Unix only: other platforms

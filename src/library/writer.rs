@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::path::Path;
 
 use super::format::papers_jsonl;
 use super::manifest::{
@@ -13,7 +14,7 @@ use super::manifest::{
 use super::npy;
 use super::record::Paper;
 use super::{lib_err, Library};
-use crate::directory::{sync_dir, write_durably, WriteLock};
+use crate::directory::{temporary_sibling, write_atomically, write_durably, WriteLock};
 use crate::index::VectorIndex;
 use crate::Error;
 use crate::Result;
@@ -54,7 +55,9 @@ impl Library {
                     format!("papers.{generation}.jsonl"),
                     format!("embeddings.{generation}.npy"),
                     format!("lexical.{generation}.bin"),
-                    format!("{MANIFEST}.tmp"),
+                    temporary_sibling(Path::new(MANIFEST))
+                        .to_string_lossy()
+                        .into_owned(),
                 ] {
                     let _ = fs::remove_file(self.root.join(name));
                 }
@@ -153,11 +156,8 @@ impl Library {
         manifest.updated = now();
         let bytes =
             serde_json::to_vec_pretty(&manifest).map_err(|e| lib_err(&self.root, e.to_string()))?;
-        let tmp = self.root.join(format!("{MANIFEST}.tmp"));
-        write_durably(&tmp, &bytes)?;
-        let target = self.root.join(MANIFEST);
-        fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))?;
-        let _ = sync_dir(&self.root);
+        // The commit point: the new manifest replaces the old one whole, or not at all.
+        write_atomically(&self.root.join(MANIFEST), &bytes)?;
         Ok(manifest)
     }
 
