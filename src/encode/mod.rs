@@ -1,6 +1,7 @@
 //! Encoding: from text to unit vectors.
 //!
-//! Owns model resolution and provisioning ([`model`], [`provision`]), tokenisation and
+//! Owns model resolution ([`model`]), the catalogue of registry fallbacks ([`known`]) and
+//! provisioning from it ([`provision`]), tokenisation and
 //! batching ([`tokenize`]), the forward passes behind one small interface with one file per
 //! implementation ([`forward`]), pooling and normalisation ([`pooling`]), devices
 //! ([`device`]), the [`Embedder`] that ties them together, and the speed and agreement
@@ -13,6 +14,7 @@
 pub mod device;
 pub mod embedder;
 pub mod forward;
+pub mod known;
 pub mod model;
 pub mod pooling;
 pub mod provision;

