@@ -27,18 +27,9 @@ use std::time::{Duration, Instant};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use crate::encode::config::{Activation, BertConfig};
 use crate::encode::forward::Profile;
-use crate::encode::model::BertConfig;
 use crate::{Error, Result};
-
-/// The non-linearity between the two feed-forward matrices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// 0.5·x·(1 + erf(x/√2)), BERT's `gelu`.
-    GeluErf,
-    /// The tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
-    GeluTanh,
-}
 
 /// A dense layer: `y = x · w + b` with `w` stored `[inputs, outputs]` row-major.
 struct Dense {
@@ -141,11 +132,6 @@ impl Norm {
 impl CpuBert {
     /// Copies the weights under `vb` (already pointed at the BERT root) into CPU buffers.
     pub fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
-        let activation = match c.hidden_act.as_str() {
-            "gelu" => Activation::GeluErf,
-            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-            other => candle_core::bail!("hidden_act `{other}` is not supported (gelu)"),
-        };
         let h = c.hidden_size;
         if c.num_attention_heads == 0 || !h.is_multiple_of(c.num_attention_heads) {
             candle_core::bail!(
@@ -175,7 +161,7 @@ impl CpuBert {
             heads: c.num_attention_heads,
             head_dim: h / c.num_attention_heads,
             intermediate: c.intermediate_size,
-            activation,
+            activation: c.hidden_act,
             vocab: c.vocab_size,
             max_positions: c.max_position_embeddings,
             type_vocab: c.type_vocab_size,

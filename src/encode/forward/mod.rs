@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
 
+use crate::encode::config::Activation;
 use crate::encode::model::ModelFiles;
 use crate::{Error, Result};
 
@@ -229,6 +230,7 @@ pub struct Bert {
     layers: Vec<Layer>,
     heads: usize,
     head_dim: usize,
+    activation: Activation,
     dtype: DType,
 }
 
@@ -248,12 +250,6 @@ const MASK_NEGATIVE: f64 = -10_000.0;
 impl Bert {
     fn load(vb: VarBuilder, files: &ModelFiles) -> candle_core::Result<Self> {
         let c = &files.config;
-        if c.hidden_act != "gelu"
-            && c.hidden_act != "gelu_new"
-            && c.hidden_act != "gelu_pytorch_tanh"
-        {
-            candle_core::bail!("hidden_act `{}` is not supported (gelu)", c.hidden_act);
-        }
         let h = c.hidden_size;
         let emb = vb.pp("embeddings");
         let word = embedding(c.vocab_size, h, emb.pp("word_embeddings"))?;
@@ -297,6 +293,7 @@ impl Bert {
             layers,
             heads: c.num_attention_heads,
             head_dim: h / c.num_attention_heads,
+            activation: c.hidden_act,
             dtype: vb.dtype(),
         })
     }
@@ -367,7 +364,11 @@ impl Bert {
         clock.lap(profile, "attention layer norm")?;
         let inner = layer.intermediate.forward(&attended)?;
         clock.lap(profile, "FFN in (384→1536) + bias")?;
-        let inner = inner.gelu_erf()?;
+        let inner = match self.activation {
+            Activation::GeluErf => inner.gelu_erf()?,
+            // candle's `gelu` is the tanh approximation.
+            Activation::GeluTanh => inner.gelu()?,
+        };
         clock.lap(profile, "GELU")?;
         let out = (layer.output.forward(&inner)? + attended)?;
         clock.lap(profile, "FFN out (1536→384) + bias + residual")?;
