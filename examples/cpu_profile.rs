@@ -4,7 +4,7 @@
 //! file (one per line; `cpu_throughput texts` writes them) once to warm up, then again with
 //! every stage timed, and prints a Markdown table: milliseconds per batch and share of the
 //! total. Stages inside a parallel region share its wall time in proportion to their thread
-//! time (see `papersim::encode::forward::Profile::add_split`).
+//! time (see `papersim::encode::forward::StageTimes::add_split`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use papersim::encode::device::DeviceRequest;
-use papersim::encode::forward::{Backend, Profile};
+use papersim::encode::forward::{Backend, StageTimes};
 use papersim::{Embedder, EmbedderConfig};
 
 #[derive(Parser)]
@@ -55,7 +55,7 @@ fn main() -> Result<()> {
     )?;
     let tokens: usize = embedder.tokenize(&texts)?.iter().map(|e| e.len()).sum();
     embedder.embed(&texts)?;
-    let mut profile = Profile::default();
+    let mut profile = StageTimes::default();
     for _ in 0..args.repeat.max(1) {
         embedder.embed_profiled(&texts, &mut profile)?;
     }
@@ -75,7 +75,7 @@ fn main() -> Result<()> {
 }
 
 /// The one place that turns timings into the report.
-fn print_table(profile: &Profile, title: &str, repeat: usize, texts: usize) {
+fn print_table(profile: &StageTimes, title: &str, repeat: usize, texts: usize) {
     let total = profile.total();
     let batches = (repeat * texts.div_ceil(32)) as f64;
     let ms = |d: Duration| d.as_secs_f64() * 1e3 / batches;

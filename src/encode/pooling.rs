@@ -14,7 +14,7 @@ use crate::{Error, Result};
 pub enum Pooling {
     /// Average of the non-padding tokens (all-MiniLM-L6-v2).
     Mean,
-    /// The first ([CLS]) token.
+    /// The first (`[CLS]`) token.
     Cls,
     /// Element-wise maximum over the non-padding tokens.
     Max,

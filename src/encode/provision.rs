@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::checksum::hex;
 use crate::directory::sync_dir;
-use crate::encode::model::Fallback;
+use crate::encode::known::Fallback;
 use crate::progress::Progress;
 use crate::{Error, Result};
 

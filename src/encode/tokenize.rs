@@ -55,7 +55,7 @@ impl TextTokenizer {
         self.max_len
     }
 
-    /// Tokenises texts (with [CLS]/[SEP]), in the caller's order.
+    /// Tokenises texts (with `[CLS]`/`[SEP]`), in the caller's order.
     pub fn encode(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
         let encodings = self
             .inner

@@ -4,9 +4,12 @@
 //! weights transposed to `[in, out]`, Q/K/V fused into one matrix) and [`CpuBert::forward`] takes
 //! token ids, type ids and the attention mask as slices and returns the hidden states, row-major
 //! `[batch, len, hidden]`, with zeros at padded positions. Nothing outside this module sees its
-//! buffers: [`crate::encode::forward::Encoder`] wraps it behind the same tensor interface as the candle path.
-//! It runs f32 on the CPU only; CUDA and half precision stay on the candle-tensor path
-//! ([`crate::encode::forward::Backend::Papersim`]), and the upstream `BertModel` stays the reference.
+//! buffers: [`crate::encode::forward`] puts it behind the same tensor interface ([`Forward`])
+//! as the candle path. It runs f32 on the CPU only; CUDA and half precision stay on the
+//! candle-tensor path ([`crate::encode::forward::candle`]), and the upstream `BertModel` stays
+//! the reference.
+//!
+//! [`Forward`]: crate::encode::forward::Forward
 //!
 //! Where the time goes and why this is faster than the same model as candle tensors:
 //! - Padding is never computed. Real tokens are packed into one `[tokens, hidden]` matrix, so the
@@ -27,18 +30,9 @@ use std::time::{Duration, Instant};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use crate::encode::forward::Profile;
-use crate::encode::model::BertConfig;
+use crate::encode::config::{Activation, BertConfig};
+use crate::encode::forward::stages::{FfnLabels, StageTimes};
 use crate::{Error, Result};
-
-/// The non-linearity between the two feed-forward matrices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// 0.5·x·(1 + erf(x/√2)), BERT's `gelu`.
-    GeluErf,
-    /// The tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
-    GeluTanh,
-}
 
 /// A dense layer: `y = x · w + b` with `w` stored `[inputs, outputs]` row-major.
 struct Dense {
@@ -70,6 +64,7 @@ pub struct CpuBert {
     head_dim: usize,
     intermediate: usize,
     activation: Activation,
+    ffn: FfnLabels,
     vocab: usize,
     max_positions: usize,
     type_vocab: usize,
@@ -141,11 +136,6 @@ impl Norm {
 impl CpuBert {
     /// Copies the weights under `vb` (already pointed at the BERT root) into CPU buffers.
     pub fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
-        let activation = match c.hidden_act.as_str() {
-            "gelu" => Activation::GeluErf,
-            "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-            other => candle_core::bail!("hidden_act `{other}` is not supported (gelu)"),
-        };
         let h = c.hidden_size;
         if c.num_attention_heads == 0 || !h.is_multiple_of(c.num_attention_heads) {
             candle_core::bail!(
@@ -175,7 +165,8 @@ impl CpuBert {
             heads: c.num_attention_heads,
             head_dim: h / c.num_attention_heads,
             intermediate: c.intermediate_size,
-            activation,
+            activation: c.hidden_act,
+            ffn: FfnLabels::new(h, c.intermediate_size),
             vocab: c.vocab_size,
             max_positions: c.max_position_embeddings,
             type_vocab: c.type_vocab_size,
@@ -193,7 +184,7 @@ impl CpuBert {
 
     /// Hidden states `[batch, len, hidden]` for `ids`, `type_ids` and `mask`, each
     /// `[batch, len]` row-major (mask: non-zero for real tokens). Padded positions come back
-    /// as zeros. `profile`, when given, receives the time of each stage.
+    /// as zeros. `stages`, when given, receives the time of each stage.
     pub fn forward(
         &self,
         ids: &[u32],
@@ -201,7 +192,7 @@ impl CpuBert {
         mask: &[u32],
         batch: usize,
         len: usize,
-        mut profile: Option<&mut Profile>,
+        mut stages: Option<&mut StageTimes>,
     ) -> Result<Vec<f32>> {
         let cells = batch * len;
         if ids.len() != cells || type_ids.len() != cells || mask.len() != cells {
@@ -243,7 +234,7 @@ impl CpuBert {
 
         let start = Instant::now();
         self.embed(&mut x, &cells_of_rows, ids, type_ids, len, block);
-        if let Some(p) = profile.as_deref_mut() {
+        if let Some(p) = stages.as_deref_mut() {
             p.add("embeddings + norm", start.elapsed());
         }
         for layer in &self.layers {
@@ -254,7 +245,7 @@ impl CpuBert {
                 &mut ctx,
                 &seqs,
                 block,
-                profile.as_deref_mut(),
+                stages.as_deref_mut(),
             );
         }
 
@@ -263,7 +254,7 @@ impl CpuBert {
         for (row, &c) in x.chunks_exact(h).zip(&cells_of_rows) {
             out[c * h..(c + 1) * h].copy_from_slice(row);
         }
-        if let Some(p) = profile {
+        if let Some(p) = stages {
             p.add("unpack to [batch, len, hidden]", start.elapsed());
         }
         Ok(out)
@@ -306,10 +297,10 @@ impl CpuBert {
         ctx: &mut [f32],
         seqs: &[Seq],
         block: usize,
-        mut profile: Option<&mut Profile>,
+        mut stages: Option<&mut StageTimes>,
     ) {
         let h = self.hidden;
-        let timing = profile.is_some();
+        let timing = stages.is_some();
 
         // Q, K, V for every token: qkv = x · Wqkv + b.
         let start = Instant::now();
@@ -319,7 +310,7 @@ impl CpuBert {
                 run(Kernel::FillRows { out, row: &l.qkv.b });
                 dense_acc(out, xb, &l.qkv);
             });
-        if let Some(p) = profile.as_deref_mut() {
+        if let Some(p) = stages.as_deref_mut() {
             p.add("QKV projection + bias", start.elapsed());
         }
 
@@ -340,7 +331,7 @@ impl CpuBert {
                 self.attend(qkv, *s, out, scores, timing)
             })
             .reduce(|| [Duration::ZERO; 3], add_times);
-        if let Some(p) = profile.as_deref_mut() {
+        if let Some(p) = stages.as_deref_mut() {
             p.add_split(
                 start.elapsed(),
                 &[
@@ -371,7 +362,7 @@ impl CpuBert {
                 [product, clock.lap(), Duration::ZERO]
             })
             .reduce(|| [Duration::ZERO; 3], add_times);
-        if let Some(p) = profile.as_deref_mut() {
+        if let Some(p) = stages.as_deref_mut() {
             p.add_split(
                 start.elapsed(),
                 &[
@@ -416,13 +407,13 @@ impl CpuBert {
                 [first, gelu, second, clock.lap()]
             })
             .reduce(|| [Duration::ZERO; 4], add_times);
-        if let Some(p) = profile {
+        if let Some(p) = stages {
             p.add_split(
                 start.elapsed(),
                 &[
-                    ("FFN in (384→1536) + bias", threads[0]),
+                    (&self.ffn.input, threads[0]),
                     ("GELU", threads[1]),
-                    ("FFN out (1536→384) + bias + residual", threads[2]),
+                    (&self.ffn.output, threads[2]),
                     ("FFN layer norm", threads[3]),
                 ],
             );
