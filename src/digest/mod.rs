@@ -6,6 +6,9 @@
 //! [`json`]. Everything here is total over arbitrary bytes: malformed input yields an
 //! [`Error::Digest`], never a panic, and problems that do not stop the import are returned
 //! as [`Digest::warnings`] instead of being printed.
+//!
+//! May import: `crate::error` and `crate::paper` only: the first stage of the pipeline knows
+//! nothing of models, indexes or the library.
 
 mod json;
 mod text;

@@ -11,7 +11,11 @@
 //!
 //! Callers program against [`VectorIndex`] only: the library will later move to a distributed
 //! vector engine behind the same interface, so nothing outside this module should depend on
-//! which implementation answers.
+//! which implementation answers. [`lexical`] is the text index (BM25) beside the vector ones.
+//!
+//! May import: `crate::error`, `crate::directory` (the graph's files are written durably) and
+//! `crate::checksum`. Never the library, the encoder or the ranking: an index stores rows and
+//! vectors, not papers.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
