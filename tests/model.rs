@@ -13,14 +13,7 @@ use papersim::Error;
 fn copy_model(to: &Path) {
     let from = &common::embedder().files().dir;
     fs::create_dir_all(to.join("1_Pooling")).unwrap();
-    for f in [
-        "config.json",
-        "tokenizer.json",
-        "model.safetensors",
-        "sentence_bert_config.json",
-        "modules.json",
-        "1_Pooling/config.json",
-    ] {
+    for f in model::MODEL_FILES {
         fs::copy(from.join(f), to.join(f)).unwrap();
     }
 }

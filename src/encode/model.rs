@@ -286,7 +286,9 @@ pub fn resolve(name: &str, opts: &ResolveOptions, progress: &dyn Progress) -> Re
     })
 }
 
-const MODEL_FILES: &[&str] = &[
+/// The files of a sentence-transformers model directory that papersim reads (the first three
+/// are the ones a Hugging Face cache must hold for the model to count as cached).
+pub const MODEL_FILES: &[&str] = &[
     "config.json",
     "tokenizer.json",
     "model.safetensors",
