@@ -20,12 +20,14 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes `bytes` to a temporary sibling of `path`, fsyncs it, renames it over `path` and
 /// syncs the directory, so that a crash leaves either the old file or the new one, never half.
+/// A failed write or rename (a full disk) removes the temporary file again.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temporary_sibling(path);
-    write_durably(&tmp, bytes)?;
-    if let Err(e) = fs::rename(&tmp, path) {
+    let written = write_durably(&tmp, bytes)
+        .and_then(|()| fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
+        return Err(e);
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = sync_dir(parent);
@@ -35,7 +37,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Where [`write_atomically`] writes before the rename: `path` with `.tmp` appended (a
 /// library's `manifest.json.tmp`).
-pub fn temporary_sibling(path: &Path) -> PathBuf {
+fn temporary_sibling(path: &Path) -> PathBuf {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     PathBuf::from(tmp)

@@ -54,7 +54,8 @@ struct Sighting {
 pub struct IngestPlan {
     new: Vec<NewPaper>,
     sightings: Vec<Sighting>,
-    records: Vec<DigestRecord>,
+    /// What the ingest does, its digests' records included (`papers_total` is filled in when
+    /// applied).
     report: IngestReport,
     /// The library's size and generation when planned: a plan applies to that state only.
     planned_at: (usize, u64),
@@ -168,12 +169,11 @@ impl Library {
             report.digests.push(record);
         }
         report.added = new.len();
-        if !new.is_empty() && self.commit_is_full_after(new.len()) {
+        if !new.is_empty() && self.commit_is_full(new.len()) {
             self.hnsw()?;
             self.lexical()?;
         }
         Ok(IngestPlan {
-            records: report.digests.clone(),
             new,
             sightings,
             report,
@@ -210,7 +210,7 @@ impl Library {
                 }
             }
         }
-        for record in plan.records {
+        for record in plan.report.digests.iter().cloned() {
             if let Some(old) = self
                 .manifest
                 .digests
@@ -312,11 +312,11 @@ impl Library {
         self.papers.push(paper);
     }
 
-    /// Appends the vectors of the papers pushed from row `first` on. The graph is left as it
-    /// is (search covers the new rows exactly until a full commit inserts them); a lexical
-    /// index already in memory takes their text.
+    /// Appends the vectors of the papers pushed from row `first` on; its callers have checked
+    /// them with `validate_vectors` before changing anything. The graph is left as it is
+    /// (search covers the new rows exactly until a full commit inserts them); a lexical index
+    /// already in memory takes their text.
     fn append_vectors(&mut self, first: usize, data: &[f32]) -> Result<()> {
-        validate_vectors(data, self.dim(), self.vectors.len())?;
         if self.vectors.len() != first || first + data.len() / self.dim() != self.len() {
             return Err(lib_err(
                 &self.root,

@@ -88,10 +88,18 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Reads `<root>/manifest.json` as it is (no version check: see `Library::open`).
+    /// Reads `<root>/manifest.json` as it is (no version check: see `Library::open`). A
+    /// missing manifest is "no library here", naming `root`.
     pub fn read(root: &Path) -> Result<Manifest> {
         let path = root.join(MANIFEST);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Library {
+                path: root.to_path_buf(),
+                reason: "no library here (no manifest.json); create one with `papersim ingest`"
+                    .into(),
+            },
+            _ => Error::io(&path, e),
+        })?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Library {
             path,
             reason: format!("corrupt manifest: {e}"),

@@ -173,17 +173,7 @@ impl Library {
 
     fn open_once(root: &Path) -> Result<Library> {
         let manifest_path = root.join(MANIFEST);
-        let bytes = fs::read(&manifest_path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => lib_err(
-                root,
-                "no library here (no manifest.json); create one with `papersim ingest`",
-            ),
-            _ => Error::io(&manifest_path, e),
-        })?;
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Library {
-            path: manifest_path.clone(),
-            reason: format!("corrupt manifest: {e}"),
-        })?;
+        let manifest = Manifest::read(root)?;
         let bad = |reason: String| Error::Library {
             path: manifest_path.clone(),
             reason,
@@ -502,13 +492,9 @@ impl Library {
         }
     }
 
-    /// Whether the next commit writes a full generation rather than a segment.
-    fn commit_is_full(&self) -> bool {
-        self.policy.full_commit(self.commit_shape(0))
-    }
-
-    /// [`Library::commit_is_full`] once `extra` more papers are added.
-    fn commit_is_full_after(&self, extra: usize) -> bool {
+    /// Whether the next commit writes a full generation rather than a segment, once `extra`
+    /// more papers are added.
+    fn commit_is_full(&self, extra: usize) -> bool {
         self.policy.full_commit(self.commit_shape(extra))
     }
 

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
 
 use super::format::papers_jsonl;
 use super::manifest::{
@@ -14,7 +13,7 @@ use super::manifest::{
 use super::npy;
 use super::record::Paper;
 use super::{lib_err, Library};
-use crate::directory::{temporary_sibling, write_atomically, write_durably, WriteLock};
+use crate::directory::{write_atomically, write_durably, WriteLock};
 use crate::index::VectorIndex;
 use crate::Error;
 use crate::Result;
@@ -34,7 +33,7 @@ impl Library {
         }
         fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
         let generation = self.manifest.generation + 1;
-        let full = self.commit_is_full();
+        let full = self.commit_is_full(0);
         // Leftovers of a writer killed at this same generation are replaced, never reused.
         let graph_dir = self.root.join(format!("graph.{generation}"));
         if graph_dir.exists() {
@@ -50,14 +49,12 @@ impl Library {
             Err(e) => {
                 // A failed write (disk full, I/O error) leaves the library as it was: the
                 // manifest still names generation g, and g+1's partial files are removed so
-                // that they do not fill the disk further.
+                // that they do not fill the disk further (a failed manifest switch removes its
+                // own temporary file).
                 for name in [
                     format!("papers.{generation}.jsonl"),
                     format!("embeddings.{generation}.npy"),
                     format!("lexical.{generation}.bin"),
-                    temporary_sibling(Path::new(MANIFEST))
-                        .to_string_lossy()
-                        .into_owned(),
                 ] {
                     let _ = fs::remove_file(self.root.join(name));
                 }
