@@ -94,3 +94,15 @@ pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
         .clamp(1e-12, f64::MAX)?;
     Ok(x.broadcast_div(&norms)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serde_names_the_manifest_records() {
+        for p in [Pooling::Mean, Pooling::Cls, Pooling::Max] {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.name());
+        }
+    }
+}

@@ -10,8 +10,9 @@ use std::time::Instant;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
 
+use super::stages::{FfnLabels, StageTimes};
+use super::{Backend, Forward};
 use crate::encode::config::{Activation, BertConfig};
-use crate::encode::forward::stages::{FfnLabels, StageTimes};
 use crate::Result;
 
 /// papersim's BERT over candle tensors.
@@ -93,36 +94,6 @@ impl CandleBert {
         })
     }
 
-    /// Token states `[batch, len, hidden]` for ids, type ids and mask, each `[batch, len]` u32;
-    /// `stages`, when given, receives the time of each stage.
-    pub fn forward(
-        &self,
-        ids: &Tensor,
-        type_ids: &Tensor,
-        mask: &Tensor,
-        mut stages: Option<&mut StageTimes>,
-    ) -> Result<Tensor> {
-        let mut clock = StageClock::new(ids.device(), stages.is_some())?;
-        let (b, l) = ids.dims2()?;
-        let positions = Tensor::arange(0u32, l as u32, ids.device())?;
-        let x = self
-            .word
-            .forward(ids)?
-            .add(&self.token_type.forward(type_ids)?)?
-            .broadcast_add(&self.position.forward(&positions)?)?;
-        let mut x = self.embed_norm.forward(&x)?;
-        // [b, 1, 1, l]: 0 for real tokens, MASK_NEGATIVE for padding.
-        let additive = ((mask.to_dtype(DType::F32)? - 1.0)? * -MASK_NEGATIVE)?
-            .to_dtype(self.dtype)?
-            .reshape((b, 1, 1, l))?;
-        clock.lap(&mut stages, "embeddings + norm + mask")?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        for layer in &self.layers {
-            x = self.layer(layer, &x, &additive, scale, b, l, &mut clock, &mut stages)?;
-        }
-        Ok(x)
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn layer(
         &self,
@@ -172,6 +143,40 @@ impl CandleBert {
         let out = layer.out_norm.forward(&out)?;
         clock.lap(stages, "FFN layer norm")?;
         Ok(out)
+    }
+}
+
+impl Forward for CandleBert {
+    fn backend(&self) -> Backend {
+        Backend::Papersim
+    }
+
+    fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+        mut stages: Option<&mut StageTimes>,
+    ) -> Result<Tensor> {
+        let mut clock = StageClock::new(ids.device(), stages.is_some())?;
+        let (b, l) = ids.dims2()?;
+        let positions = Tensor::arange(0u32, l as u32, ids.device())?;
+        let x = self
+            .word
+            .forward(ids)?
+            .add(&self.token_type.forward(type_ids)?)?
+            .broadcast_add(&self.position.forward(&positions)?)?;
+        let mut x = self.embed_norm.forward(&x)?;
+        // [b, 1, 1, l]: 0 for real tokens, MASK_NEGATIVE for padding.
+        let additive = ((mask.to_dtype(DType::F32)? - 1.0)? * -MASK_NEGATIVE)?
+            .to_dtype(self.dtype)?
+            .reshape((b, 1, 1, l))?;
+        clock.lap(&mut stages, "embeddings + norm + mask")?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        for layer in &self.layers {
+            x = self.layer(layer, &x, &additive, scale, b, l, &mut clock, &mut stages)?;
+        }
+        Ok(x)
     }
 }
 

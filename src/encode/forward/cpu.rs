@@ -4,8 +4,8 @@
 //! weights transposed to `[in, out]`, Q/K/V fused into one matrix) and [`CpuBert::forward`] takes
 //! token ids, type ids and the attention mask as slices and returns the hidden states, row-major
 //! `[batch, len, hidden]`, with zeros at padded positions. Nothing outside this module sees its
-//! buffers: [`crate::encode::forward`] puts it behind the same tensor interface ([`Forward`])
-//! as the candle path. It runs f32 on the CPU only; CUDA and half precision stay on the
+//! buffers: its [`Forward`] implementation puts it behind the same tensor interface as the
+//! candle path. It runs f32 on the CPU only; CUDA and half precision stay on the
 //! candle-tensor path ([`crate::encode::forward::candle`]), and the upstream `BertModel` stays
 //! the reference.
 //!
@@ -27,11 +27,13 @@
 
 use std::time::{Duration, Instant};
 
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::stages::{FfnLabels, StageTimes};
+use super::{Backend, Forward};
 use crate::encode::config::{Activation, BertConfig};
-use crate::encode::forward::stages::{FfnLabels, StageTimes};
 use crate::{Error, Result};
 
 /// A dense layer: `y = x · w + b` with `w` stored `[inputs, outputs]` row-major.
@@ -130,6 +132,38 @@ impl Norm {
             beta: tensor_data(&vb.get(size, "bias")?)?,
             eps: eps as f32,
         })
+    }
+}
+
+impl Forward for CpuBert {
+    fn backend(&self) -> Backend {
+        Backend::CpuFast
+    }
+
+    /// Copies the tensors into slices for [`CpuBert::forward`] and its output back.
+    fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        mask: &Tensor,
+        stages: Option<&mut StageTimes>,
+    ) -> Result<Tensor> {
+        let (b, l) = ids.dims2()?;
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<u32>();
+        let out = CpuBert::forward(
+            self,
+            &flat(ids)?,
+            &flat(type_ids)?,
+            &flat(mask)?,
+            b,
+            l,
+            stages,
+        )?;
+        Ok(Tensor::from_vec(
+            out,
+            (b, l, self.hidden_size()),
+            ids.device(),
+        )?)
     }
 }
 

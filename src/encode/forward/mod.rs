@@ -8,9 +8,10 @@
 //! - [`upstream`]: candle-transformers' `BertModel`, kept so tests can check the others agree
 //!   with it ([`Backend::Upstream`]).
 //!
-//! [`load`] picks the implementation for a [`Backend`], device and precision. The stage timer
-//! the implementations share lives in the leaf [`stages`]; the implementations import it and
-//! `crate::encode::config`, never this module, so nothing here imports in a circle.
+//! Each implementation's file implements [`Forward`] for it; [`load`] picks the implementation
+//! for a [`Backend`], device and precision. The stage timer the implementations share lives in
+//! the leaf [`stages`]. The implementation files use this module's trait and `Backend` (a
+//! child using its parent); they never import each other.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -139,70 +140,4 @@ pub fn load(
             Box::new(UpstreamBert::load(vb, &config).map_err(wrap)?)
         }
     })
-}
-
-// Each implementation keeps its own entry points; these adapters put them behind `Forward`.
-
-impl Forward for CandleBert {
-    fn backend(&self) -> Backend {
-        Backend::Papersim
-    }
-
-    fn forward(
-        &self,
-        ids: &Tensor,
-        type_ids: &Tensor,
-        mask: &Tensor,
-        stages: Option<&mut StageTimes>,
-    ) -> Result<Tensor> {
-        CandleBert::forward(self, ids, type_ids, mask, stages)
-    }
-}
-
-impl Forward for CpuBert {
-    fn backend(&self) -> Backend {
-        Backend::CpuFast
-    }
-
-    /// Copies the tensors into slices for [`CpuBert::forward`] and its output back.
-    fn forward(
-        &self,
-        ids: &Tensor,
-        type_ids: &Tensor,
-        mask: &Tensor,
-        stages: Option<&mut StageTimes>,
-    ) -> Result<Tensor> {
-        let (b, l) = ids.dims2()?;
-        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<u32>();
-        let out = CpuBert::forward(
-            self,
-            &flat(ids)?,
-            &flat(type_ids)?,
-            &flat(mask)?,
-            b,
-            l,
-            stages,
-        )?;
-        Ok(Tensor::from_vec(
-            out,
-            (b, l, self.hidden_size()),
-            ids.device(),
-        )?)
-    }
-}
-
-impl Forward for UpstreamBert {
-    fn backend(&self) -> Backend {
-        Backend::Upstream
-    }
-
-    fn forward(
-        &self,
-        ids: &Tensor,
-        type_ids: &Tensor,
-        mask: &Tensor,
-        stages: Option<&mut StageTimes>,
-    ) -> Result<Tensor> {
-        UpstreamBert::forward(self, ids, type_ids, mask, stages)
-    }
 }

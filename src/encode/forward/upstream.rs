@@ -9,16 +9,14 @@ use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 
-use crate::encode::forward::stages::StageTimes;
-use crate::{Error, Result};
+use super::stages::StageTimes;
+use super::{Backend, Forward};
+use crate::encode::config::read_json;
+use crate::Result;
 
 /// candle-transformers' reading of the `config.json` at `path`.
 pub fn read_config(path: &Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::ModelFile {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    read_json(path)
 }
 
 /// The upstream model.
@@ -34,10 +32,16 @@ impl UpstreamBert {
             model: BertModel::load(vb, config)?,
         })
     }
+}
+
+impl Forward for UpstreamBert {
+    fn backend(&self) -> Backend {
+        Backend::Upstream
+    }
 
     /// Token states `[batch, len, hidden]`; `stages`, when given, receives the time of the
     /// whole model as one stage.
-    pub fn forward(
+    fn forward(
         &self,
         ids: &Tensor,
         type_ids: &Tensor,
