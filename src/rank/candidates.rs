@@ -67,28 +67,21 @@ pub fn gather(
     retrieval: Retrieval,
     want: usize,
 ) -> Result<Candidates> {
-    let vector = match (vector, retrieval.uses_dense()) {
-        (Some(v), _) => Some(v),
-        (None, true) => {
-            return Err(Error::InvalidInput(format!(
-                "{retrieval} ranking needs a vector"
-            )))
-        }
-        (None, false) => None,
-    };
+    let vector =
+        || vector.ok_or_else(|| Error::InvalidInput(format!("{retrieval} ranking needs a vector")));
     let from_hits = |hits: Vec<Hit>| -> (Vec<usize>, Vec<f32>) {
         hits.into_iter().map(|h| (h.row, h.score)).unzip()
     };
-    match (retrieval, vector) {
-        (Retrieval::Dense, Some(v)) => {
-            let (rows, dense) = from_hits(lib.search(v, want, opts.mode)?);
+    match retrieval {
+        Retrieval::Dense => {
+            let (rows, dense) = from_hits(lib.search(vector()?, want, opts.mode)?);
             Ok(Candidates {
                 rows,
                 dense,
                 lexical: Vec::new(),
             })
         }
-        (Retrieval::Lexical, _) => {
+        Retrieval::Lexical => {
             let lex = lib.lexical()?;
             let (rows, lexical) = from_hits(lex.search(&lex.query(text), want));
             Ok(Candidates {
@@ -97,8 +90,8 @@ pub fn gather(
                 lexical,
             })
         }
-        (_, v) => {
-            let v = v.expect("checked above");
+        Retrieval::Hybrid(_) => {
+            let v = vector()?;
             let lex = lib.lexical()?;
             let similarities = lex.similarities(&lex.query(text));
             let mut rows = Vec::new();
