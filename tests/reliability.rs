@@ -22,37 +22,37 @@ use crate::common::{copy_dir, papersim as bin, seed_library, stderr, DMD};
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn cmd(lib: &Path, args: &[&OsStr]) -> Command {
+pub(crate) fn cmd(lib: &Path, args: &[&OsStr]) -> Command {
     let mut c = bin();
     c.arg("--library").arg(lib).arg("--quiet").args(args);
     c
 }
 
-fn run(lib: &Path, args: &[&OsStr]) -> Output {
+pub(crate) fn run(lib: &Path, args: &[&OsStr]) -> Output {
     cmd(lib, args).output().unwrap()
 }
 
-fn os<S: AsRef<OsStr> + ?Sized>(s: &S) -> &OsStr {
+pub(crate) fn os<S: AsRef<OsStr> + ?Sized>(s: &S) -> &OsStr {
     s.as_ref()
 }
 
-fn seed_digest() -> PathBuf {
+pub(crate) fn seed_digest() -> PathBuf {
     common::fixture("digests/hf-trending-mar-11.txt")
 }
 
-fn day(name: &str) -> PathBuf {
+pub(crate) fn day(name: &str) -> PathBuf {
     common::fixture(&format!("digests/hf/hf_2026-{name}.txt"))
 }
 
 /// A private copy of the seed library.
-fn library_copy(tmp: &Path) -> PathBuf {
+pub(crate) fn library_copy(tmp: &Path) -> PathBuf {
     let lib = tmp.join("lib");
     copy_dir(seed_library(), &lib);
     lib
 }
 
 /// Every file under `dir` (relative path → SHA-256 of its content).
-fn snapshot(dir: &Path) -> BTreeMap<String, String> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<String, String> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
@@ -74,11 +74,11 @@ fn snapshot(dir: &Path) -> BTreeMap<String, String> {
 
 /// Runs a command that must be refused: exit code 1, `papersim: error:` and every needle on
 /// stderr, no panic, and the library byte-for-byte as it was (its lock file included).
-fn refused(lib: &Path, args: &[&OsStr], needles: &[&str]) -> String {
+pub(crate) fn refused(lib: &Path, args: &[&OsStr], needles: &[&str]) -> String {
     refused_by(cmd(lib, args), lib, needles)
 }
 
-fn refused_by(mut command: Command, lib: &Path, needles: &[&str]) -> String {
+pub(crate) fn refused_by(mut command: Command, lib: &Path, needles: &[&str]) -> String {
     let before = snapshot(lib);
     let o = command.output().unwrap();
     let err = stderr(&o);
@@ -99,18 +99,18 @@ fn refused_by(mut command: Command, lib: &Path, needles: &[&str]) -> String {
     err
 }
 
-fn write(path: &Path, bytes: impl AsRef<[u8]>) -> PathBuf {
+pub(crate) fn write(path: &Path, bytes: impl AsRef<[u8]>) -> PathBuf {
     std::fs::write(path, bytes).unwrap();
     path.to_path_buf()
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// A copy of the model directory, big files linked, for damaging one file.
-fn model_copy(tmp: &Path) -> PathBuf {
+pub(crate) fn model_copy(tmp: &Path) -> PathBuf {
     let src = &common::embedder().files().dir;
     let dst = tmp.join("model");
     for e in walkdir(src) {
@@ -126,7 +126,7 @@ fn model_copy(tmp: &Path) -> PathBuf {
     dst
 }
 
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn walkdir(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let path = e.unwrap().path();
@@ -1178,7 +1178,7 @@ impl Drop for Mount {
 
 /// Only a non-root run may skip a tmpfs test: as root the mount must work, so a failure there
 /// is a failed test, never a silent pass (CI runs as root).
-fn skip(test: &str, why: &str) {
+pub(crate) fn skip(test: &str, why: &str) {
     assert!(
         !is_root(),
         "{test}: {why}; running as root, so the tmpfs mount this test needs should have worked"

@@ -17,3 +17,4 @@ mod lexical;
 mod library;
 mod model;
 mod reliability;
+mod safety;
