@@ -119,7 +119,7 @@ fn embed_cached(embedder: &Embedder, texts: &[String]) -> Result<Vec<f32>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let embedded = embedder.embed(&refs)?;
     std::fs::create_dir_all(&dir)?;
-    papersim::directory::write_durably(
+    papersim::directory::write_atomically(
         &path,
         &npy::encode_f32(&embedded.data, embedded.len(), embedded.dim),
     )?;

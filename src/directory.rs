@@ -10,24 +10,93 @@ use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
-/// Writes `bytes` to `path` and fsyncs it. For files no reader sees until a later rename (of
-/// a manifest or a directory) makes them part of something.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = File::create(path).map_err(|e| Error::io(path, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))
+/// Creates `path` as a new file, writes `bytes` and fsyncs it. It never opens what is already
+/// there: an existing file, or a symlink planted at that name (even a dangling one), is an
+/// error, so a write cannot land outside the directory or on a file papersim did not create.
+/// For files no reader sees until a later rename (of a manifest or a directory) makes them
+/// part of something.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Library {
+                path: path.to_path_buf(),
+                reason: "already exists; papersim writes only new files and never replaces one it did not create".into(),
+            },
+            _ => Error::io(path, e),
+        })?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(path, e));
+    if written.is_err() {
+        // Created above by this call, so ours to remove: a full disk keeps no half file.
+        let _ = fs::remove_file(path);
+    }
+    written
 }
 
-/// Writes `bytes` to a temporary sibling of `path`, fsyncs it, renames it over `path` and
-/// syncs the directory, so that a crash leaves either the old file or the new one, never half.
-/// A failed write or rename (a full disk) removes the temporary file again.
+/// Removes `path` if it is a regular file — one of papersim's own names, left by a writer that
+/// was killed. Returns whether it removed one. Anything else at that name (a symlink, a
+/// directory, a device) is not papersim's: it is left alone and reported.
+pub fn remove_leftover(path: &Path) -> Result<bool> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+        Ok(m) if m.file_type().is_file() => {
+            fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            Ok(true)
+        }
+        Ok(m) => Err(Error::Library {
+            path: path.to_path_buf(),
+            reason: format!(
+                "is a {} where papersim writes its own file; papersim never replaces what it did not create, so move it away",
+                file_kind(&m.file_type())
+            ),
+        }),
+    }
+}
+
+/// What a directory entry is, in words.
+pub fn file_kind(t: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "FIFO";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "device node";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+    }
+    if t.is_symlink() {
+        "symbolic link"
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_file() {
+        "regular file"
+    } else {
+        "special file"
+    }
+}
+
+/// Writes `bytes` to a temporary sibling of `path` (created new, see [`write_new`]), fsyncs it,
+/// renames it over `path` and syncs the directory, so that a crash leaves either the old file
+/// or the new one, never half. The rename replaces the directory entry itself: a symlink at
+/// `path` is replaced, never written through. A failed write or rename (a full disk) removes
+/// the temporary file again; one left by a killed writer is removed first.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temporary_sibling(path);
-    let written = write_durably(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
-    if let Err(e) = written {
+    remove_leftover(&tmp)?;
+    write_new(&tmp, bytes)?;
+    if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
-        return Err(e);
+        return Err(Error::io(path, e));
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = sync_dir(parent);
@@ -37,7 +106,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Where [`write_atomically`] writes before the rename: `path` with `.tmp` appended (a
 /// library's `manifest.json.tmp`).
-fn temporary_sibling(path: &Path) -> PathBuf {
+pub fn temporary_sibling(path: &Path) -> PathBuf {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     PathBuf::from(tmp)
@@ -56,41 +125,70 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// A directory's write lock: one writer at a time, released when dropped (or when the process
-/// dies, since it is an OS file lock). The lock file holds the writer's process id.
+/// dies, since it is an OS lock). On Unix it is an advisory lock (`flock`) on the directory
+/// itself, not on a file in it: a lock file could be deleted while held, letting a second
+/// writer in beside the first, but the directory cannot be unlinked while it holds a library.
 pub struct WriteLock {
-    _file: File,
+    _dir: File,
 }
 
 impl WriteLock {
-    /// The name of the lock file inside the locked directory.
-    pub const FILE: &'static str = "lock";
-
     /// Takes the lock of `root` (created if missing); with `wait`, blocks until the other
-    /// writer is done, else fails at once with [`Error::LibraryBusy`].
+    /// writer is done, else fails at once with [`Error::LibraryBusy`]. A directory this process
+    /// may not write (a read-only filesystem) fails here, before any work is done.
     pub fn acquire(root: &Path, wait: bool) -> Result<WriteLock> {
         fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-        let path = root.join(Self::FILE);
-        let mut file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let dir = open_for_lock(root)?;
         if wait {
-            file.lock().map_err(|e| Error::io(&path, e))?;
+            dir.lock().map_err(|e| Error::io(root, e))?;
         } else {
-            match file.try_lock() {
+            match dir.try_lock() {
                 Ok(()) => {}
                 Err(fs::TryLockError::WouldBlock) => {
                     return Err(Error::LibraryBusy {
                         path: root.to_path_buf(),
                     })
                 }
-                Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+                Err(fs::TryLockError::Error(e)) => return Err(Error::io(root, e)),
             }
         }
-        let _ = file.set_len(0);
-        let _ = writeln!(file, "{}", std::process::id());
-        Ok(WriteLock { _file: file })
+        check_writable(root)?;
+        Ok(WriteLock { _dir: dir })
     }
+}
+
+#[cfg(unix)]
+fn open_for_lock(root: &Path) -> Result<File> {
+    File::open(root).map_err(|e| Error::io(root, e))
+}
+
+/// Elsewhere a directory cannot be opened as a file: the lock is a file in it.
+#[cfg(not(unix))]
+fn open_for_lock(root: &Path) -> Result<File> {
+    let path = root.join("lock");
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))
+}
+
+/// Fails when `dir` cannot be written (a read-only mount, no permission), naming it.
+fn check_writable(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| Error::Library {
+            path: dir.to_path_buf(),
+            reason: "path holds a NUL byte".into(),
+        })?;
+        // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+            return Err(Error::io(dir, std::io::Error::last_os_error()));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }

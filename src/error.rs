@@ -57,7 +57,9 @@ pub enum Error {
     Library { path: PathBuf, reason: String },
 
     /// Another process holds the library's write lock.
-    #[error("library {path} is being written by another papersim process (pid in {path}/lock); retry later or pass --wait")]
+    #[error(
+        "library {path} is being written by another papersim process; retry later or pass --wait"
+    )]
     LibraryBusy { path: PathBuf },
 
     /// A vector that the index cannot hold (zero, non-finite, wrong dimension).

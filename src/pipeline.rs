@@ -151,8 +151,14 @@ pub fn rebuild_index(
     reembed: Option<impl FnOnce() -> Result<Embedder>>,
     progress: &dyn Progress,
 ) -> Result<(usize, HnswParams)> {
-    let lock = crate::directory::WriteLock::acquire(dir, wait)?;
-    let mut lib = Library::open(dir)?;
+    // Opened first, so that a directory without a library is refused before anything is
+    // created or locked; read again under the lock if another writer committed meanwhile.
+    let opened = Library::open(dir)?;
+    let (lock, lib) = Library::lock(dir, wait, Some(opened))?;
+    let mut lib = lib.ok_or_else(|| Error::Library {
+        path: dir.to_path_buf(),
+        reason: "its manifest.json disappeared while waiting for the write lock".into(),
+    })?;
     let mut params = lib.manifest().index;
     params.m = change.m.unwrap_or(params.m);
     params.ef_construction = change.ef_construction.unwrap_or(params.ef_construction);

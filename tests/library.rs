@@ -140,6 +140,20 @@ fn corrupt_files_are_clear_errors_naming_the_file() {
     std::fs::write(&papers, b"{\"id\": 5}\n").unwrap();
     let msg = Library::open(&root).err().unwrap().to_string();
     assert!(
+        msg.contains("papers.1.jsonl") && msg.contains("truncated or replaced"),
+        "{msg}"
+    );
+    // A library written before manifests recorded checksums reads the file as it is: the
+    // parser names the line.
+    let mut unchecked = manifest.clone();
+    unchecked.as_object_mut().unwrap().remove("checksums");
+    std::fs::write(
+        root.join("manifest.json"),
+        serde_json::to_vec(&unchecked).unwrap(),
+    )
+    .unwrap();
+    let msg = Library::open(&root).err().unwrap().to_string();
+    assert!(
         msg.contains("papers.1.jsonl") && msg.contains("line 1"),
         "{msg}"
     );

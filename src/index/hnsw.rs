@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{best_first, dot, normalized_query, validate_vectors, Hit, VectorIndex};
-use crate::directory::{sync_dir, write_durably};
+use crate::directory::{sync_dir, write_new};
 use crate::{Error, Result};
 
 /// HNSW construction and search parameters.
@@ -187,19 +187,19 @@ impl HnswIndex {
         self.params.ef_search = ef_search.max(1);
     }
 
-    /// Writes the index into `dir`, which must be missing or empty (it is created if missing):
-    /// the graph files (`hnsw.hnsw.graph`, `hnsw.hnsw.data`) and `index.json` describing them,
-    /// each fsynced, then the directory itself. Making the directory visible atomically
-    /// (rename) is the caller's job.
+    /// Writes the index into `dir`, which it creates and which must not exist (not even as a
+    /// symlink, so that nothing is written outside the place asked for): the graph files
+    /// (`hnsw.hnsw.graph`, `hnsw.hnsw.data`) and `index.json` describing them, each fsynced,
+    /// then the directory itself. Making the directory visible atomically (rename, or a
+    /// manifest that names it) is the caller's job.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-        if entries.next().is_some() {
-            return Err(index_err(
+        fs::create_dir(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => index_err(
                 dir,
-                "directory is not empty; an index must be saved into a fresh directory",
-            ));
-        }
+                "already exists; an index is saved only into a directory it creates",
+            ),
+            _ => Error::io(dir, e),
+        })?;
         let (basename, files) = if self.len == 0 {
             // hnsw_rs cannot dump a graph without an entry point; index.json alone describes it.
             (None, Vec::new())
@@ -236,7 +236,7 @@ impl HnswIndex {
         let meta_path = dir.join(META_FILE);
         let json = serde_json::to_vec_pretty(&meta)
             .map_err(|e| index_err(&meta_path, format!("serialising: {e}")))?;
-        write_durably(&meta_path, &json)?;
+        write_new(&meta_path, &json)?;
         sync_dir(dir)
     }
 
@@ -392,6 +392,13 @@ fn index_err(path: impl Into<PathBuf>, reason: impl Into<String>) -> Error {
 }
 
 /// The graph and data file names `hnsw_rs` uses for `basename`, in that order.
+/// Every file name [`HnswIndex::save`] may write into its directory: what a library may remove
+/// when it removes a graph it wrote, and nothing else.
+pub fn saved_file_names() -> [String; 3] {
+    let [graph, data] = graph_file_names(BASENAME);
+    [META_FILE.to_string(), graph, data]
+}
+
 fn graph_file_names(basename: &str) -> [String; 2] {
     [
         format!("{basename}.hnsw.graph"),

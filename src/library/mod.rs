@@ -15,7 +15,8 @@
 //!   lexically when they load; once the segments pass [`COMPACT_FRACTION`] of the base (or
 //!   [`MAX_SEGMENTS`] of them), a commit writes a new base generation with the new papers
 //!   inserted into the graph.
-//! - `lock` — held by the one writer.
+//! - Nothing else is papersim's: the one writer holds an OS lock on the directory itself
+//!   ([`WriteLock`]), and other files in the directory are never touched.
 //!
 //! A writer writes generation g+1's files (a base or a segment) beside g's, fsyncs them, then
 //! renames `manifest.json.tmp` over `manifest.json`. A crash before that rename leaves g in
@@ -55,7 +56,7 @@ pub mod npy;
 pub mod record;
 mod writer;
 
-use format::{read_papers, read_vectors};
+use format::{read_checked, read_papers, read_vectors};
 pub use ingest::{IngestPlan, IngestReport, NewPaper};
 use manifest::now;
 pub use manifest::{
@@ -120,6 +121,44 @@ fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
+/// Refuses to make a library in a directory that holds anything: a directory without
+/// `manifest.json` is a new library only when it is empty, so that neither a folder of the
+/// user's nor a library whose manifest was lost is ever written over. (A `lock` file, which
+/// papersim wrote before it locked the directory itself, is not counted.)
+fn refuse_foreign_directory(root: &Path) -> Result<()> {
+    let entries = fs::read_dir(root).map_err(|e| Error::io(root, e))?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n != "lock")
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let library_files = names.iter().any(|n| manifest::generation_of(n).is_some());
+    let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 3 {
+        format!(" and {} more", names.len() - 3)
+    } else {
+        String::new()
+    };
+    Err(lib_err(
+        root,
+        if library_files {
+            format!(
+                "has no manifest.json but holds library files ({shown}{more}): its manifest was lost or removed. \
+                 papersim will not write over it; restore manifest.json from a backup, or give another directory with --library"
+            )
+        } else {
+            format!(
+                "is not a papersim library (no manifest.json) and is not empty ({shown}{more}); \
+                 papersim creates a library only in a new or empty directory, so give another one with --library"
+            )
+        },
+    ))
+}
+
 impl Library {
     /// Whether `root` holds a library.
     pub fn exists(root: &Path) -> bool {
@@ -137,6 +176,7 @@ impl Library {
     ) -> Result<(WriteLock, Option<Library>)> {
         let lock = WriteLock::acquire(root, wait)?;
         if !Self::exists(root) {
+            refuse_foreign_directory(root)?;
             return Ok((lock, opened));
         }
         let current = Manifest::read(root).ok();
@@ -184,6 +224,18 @@ impl Library {
                 manifest.format_version
             )));
         }
+        if manifest.generation == 0 {
+            // A new library's first commit had not finished: the empty library it started.
+            if manifest.papers != 0 || !manifest.segments.is_empty() {
+                return Err(bad(
+                    "generation 0 (a new, empty library) cannot hold papers".into(),
+                ));
+            }
+            let mut lib = Library::create(root, manifest.model.clone(), manifest.index)?;
+            lib.manifest = manifest;
+            lib.dirty = false;
+            return Ok(lib);
+        }
         if let Some(name) = manifest
             .file_names()
             .find(|n| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
@@ -203,9 +255,11 @@ impl Library {
             })?;
         let base_rows = manifest.papers - segment_rows;
         let dim = manifest.model.dim;
+        let checksums = manifest.checksums.clone();
+        let sum = |name: &str| checksums.get(name);
 
         let papers_path = root.join(&manifest.files.papers);
-        let mut papers = read_papers(&papers_path)?;
+        let mut papers = read_papers(&papers_path, sum(&manifest.files.papers))?;
         let emb_path = root.join(&manifest.files.embeddings);
         if papers.len() != base_rows {
             return Err(Error::Library {
@@ -218,7 +272,13 @@ impl Library {
         }
         let mut vectors = ExactIndex::from_vectors(
             dim,
-            read_vectors(&emb_path, base_rows, dim, "the library has")?,
+            read_vectors(
+                &emb_path,
+                sum(&manifest.files.embeddings),
+                base_rows,
+                dim,
+                "the library has",
+            )?,
         )
         .map_err(|e| Error::Library {
             path: emb_path.clone(),
@@ -235,7 +295,7 @@ impl Library {
         }
         for segment in &manifest.segments {
             let path = root.join(&segment.papers);
-            let records = read_papers(&path)?;
+            let records = read_papers(&path, sum(&segment.papers))?;
             let seg_err = |reason: String| Error::Library {
                 path: path.clone(),
                 reason,
@@ -264,7 +324,8 @@ impl Library {
             match &segment.embeddings {
                 Some(name) => {
                     let path = root.join(name);
-                    let data = read_vectors(&path, segment.added, dim, "its segment adds")?;
+                    let data =
+                        read_vectors(&path, sum(name), segment.added, dim, "its segment adds")?;
                     vectors.add(&data).map_err(|e| Error::Library {
                         path,
                         reason: e.to_string(),
@@ -321,6 +382,7 @@ impl Library {
                 segments: Vec::new(),
                 digests: Vec::new(),
                 updated: now(),
+                checksums: Default::default(),
             },
             papers: Vec::new(),
             vectors: ExactIndex::new(dim),
@@ -396,7 +458,14 @@ impl Library {
             return HnswIndex::new(self.dim(), self.manifest.index, 1024);
         }
         let path = self.root.join(&self.manifest.files.graph);
-        let loaded = HnswIndex::load(&path, self.manifest.index)?;
+        let loaded = HnswIndex::load(&path, self.manifest.index).map_err(|e| match e {
+            // The graph is derived data: say how to get it back.
+            Error::Index { path, reason } if !reason.contains("index rebuild") => Error::Index {
+                path,
+                reason: format!("{reason}; {}", format::REBUILD),
+            },
+            other => other,
+        })?;
         if loaded.len() != self.base_rows {
             return Err(Error::Index {
                 path,
@@ -463,7 +532,7 @@ impl Library {
             }
         };
         let path = self.root.join(name);
-        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = read_checked(&path, self.manifest.checksums.get(name), format::REBUILD)?;
         let index = LexicalIndex::from_bytes(&bytes).map_err(|reason| Error::Library {
             path: path.clone(),
             reason: format!("{reason}; run `papersim index rebuild` to rebuild it"),

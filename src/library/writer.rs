@@ -2,20 +2,28 @@
 //! to it (the commit point), then removing the files no manifest in use names. The choice
 //! between segment and full generation is [`super::merge_policy`]'s; every write goes
 //! through [`crate::directory`].
+//!
+//! The library owns exactly the files it writes: `manifest.json` (and its `.tmp`), and
+//! `papers.<g>.jsonl`, `embeddings.<g>.npy`, `lexical.<g>.bin` and the directory `graph.<g>/`
+//! holding the files [`crate::index::hnsw::saved_file_names`] lists. Files are created new,
+//! never opened where something already is, so no write follows a symlink; only regular
+//! files (and graph directories) of exactly those names are ever removed, and anything else
+//! in the directory is left as it is.
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::path::Path;
 
 use super::format::papers_jsonl;
 use super::manifest::{
-    generation_of, now, GenerationFiles, Manifest, Segment, FORMAT_VERSION, MANIFEST,
+    generation_of, now, FileSum, GenerationFiles, Manifest, Segment, FORMAT_VERSION, MANIFEST,
 };
 use super::npy;
 use super::record::Paper;
 use super::{lib_err, Library};
-use crate::directory::{write_atomically, write_durably, WriteLock};
+use crate::directory::{file_kind, remove_leftover, write_atomically, write_new, WriteLock};
+use crate::index::hnsw::saved_file_names;
 use crate::index::VectorIndex;
-use crate::Error;
 use crate::Result;
 
 impl Library {
@@ -31,14 +39,19 @@ impl Library {
         if !self.dirty {
             return Ok(());
         }
-        fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        if self.manifest.generation == 0 {
+            self.write_empty_manifest()?;
+        }
         let generation = self.manifest.generation + 1;
         let full = self.commit_is_full(0);
-        // Leftovers of a writer killed at this same generation are replaced, never reused.
-        let graph_dir = self.root.join(format!("graph.{generation}"));
-        if graph_dir.exists() {
-            fs::remove_dir_all(&graph_dir).map_err(|e| Error::io(&graph_dir, e))?;
+        // Leftovers of a writer killed at this same generation are removed (they are papersim's
+        // own names and no manifest names them), never reused; anything else there is refused.
+        let names = generation_names(generation);
+        for name in &names[..3] {
+            remove_leftover(&self.root.join(name))?;
         }
+        let graph_dir = self.root.join(&names[3]);
+        remove_graph_dir(&graph_dir)?;
         let written = if full {
             self.write_generation(generation)
         } else {
@@ -51,14 +64,11 @@ impl Library {
                 // manifest still names generation g, and g+1's partial files are removed so
                 // that they do not fill the disk further (a failed manifest switch removes its
                 // own temporary file).
-                for name in [
-                    format!("papers.{generation}.jsonl"),
-                    format!("embeddings.{generation}.npy"),
-                    format!("lexical.{generation}.bin"),
-                ] {
-                    let _ = fs::remove_file(self.root.join(name));
+                // They are the files this commit created: no name was taken when it started.
+                for name in &names[..3] {
+                    let _ = remove_leftover(&self.root.join(name));
                 }
-                let _ = fs::remove_dir_all(&graph_dir);
+                let _ = remove_graph_dir(&graph_dir);
                 return Err(e);
             }
         };
@@ -79,21 +89,31 @@ impl Library {
     /// papers added since the base generation inserted) and the lexical index. Returns the
     /// manifest that names it.
     fn write_generation(&mut self, generation: u64) -> Result<Manifest> {
+        let [papers, embeddings, lexical, graph] = generation_names(generation);
         let files = GenerationFiles {
-            papers: format!("papers.{generation}.jsonl"),
-            embeddings: format!("embeddings.{generation}.npy"),
-            graph: format!("graph.{generation}"),
-            lexical: Some(format!("lexical.{generation}.bin")),
+            papers,
+            embeddings,
+            graph,
+            lexical: Some(lexical),
         };
+        let mut manifest = self.manifest.clone();
+        manifest.checksums.clear();
         let all: Vec<&Paper> = self.papers.iter().collect();
-        write_durably(&self.root.join(&files.papers), &papers_jsonl(&all)?)?;
-        write_durably(
-            &self.root.join(&files.embeddings),
+        let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
+            write_new(&self.root.join(name), bytes)?;
+            manifest
+                .checksums
+                .insert(name.to_string(), FileSum::of(bytes));
+            Ok(())
+        };
+        write(&files.papers, &papers_jsonl(&all)?)?;
+        write(
+            &files.embeddings,
             &npy::encode_f32(self.vectors.vectors(), self.len(), self.dim()),
         )?;
         let lexical = self.lexical()?.to_bytes();
         if let Some(name) = &files.lexical {
-            write_durably(&self.root.join(name), &lexical)?;
+            write(name, &lexical)?;
         }
         let mut graph = match self.graph.take() {
             Some(g) => g,
@@ -108,7 +128,6 @@ impl Library {
         let _ = self.graph.set(graph);
         saved?;
 
-        let mut manifest = self.manifest.clone();
         manifest.files = files;
         manifest.segments.clear();
         Ok(manifest)
@@ -121,20 +140,23 @@ impl Library {
         let added: Vec<&Paper> = self.papers[self.committed_rows..].iter().collect();
         let mut records = added.clone();
         records.extend(self.changed.iter().map(|&r| &self.papers[r]));
-        let papers = format!("papers.{generation}.jsonl");
-        write_durably(&self.root.join(&papers), &papers_jsonl(&records)?)?;
+        let [papers, embeddings, ..] = generation_names(generation);
+        let mut manifest = self.manifest.clone();
+        let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
+            write_new(&self.root.join(name), bytes)?;
+            manifest
+                .checksums
+                .insert(name.to_string(), FileSum::of(bytes));
+            Ok(())
+        };
+        write(&papers, &papers_jsonl(&records)?)?;
         let embeddings = if added.is_empty() {
             None
         } else {
-            let name = format!("embeddings.{generation}.npy");
             let data = &self.vectors.vectors()[self.committed_rows * self.dim()..];
-            write_durably(
-                &self.root.join(&name),
-                &npy::encode_f32(data, added.len(), self.dim()),
-            )?;
-            Some(name)
+            write(&embeddings, &npy::encode_f32(data, added.len(), self.dim()))?;
+            Some(embeddings)
         };
-        let mut manifest = self.manifest.clone();
         manifest.segments.push(Segment {
             generation,
             papers,
@@ -151,6 +173,8 @@ impl Library {
         manifest.generation = generation;
         manifest.papers = self.papers.len();
         manifest.updated = now();
+        let named: BTreeSet<String> = manifest.file_names().map(str::to_string).collect();
+        manifest.checksums.retain(|name, _| named.contains(name));
         let bytes =
             serde_json::to_vec_pretty(&manifest).map_err(|e| lib_err(&self.root, e.to_string()))?;
         // The commit point: the new manifest replaces the old one whole, or not at all.
@@ -158,9 +182,31 @@ impl Library {
         Ok(manifest)
     }
 
+    /// Writes the manifest of an empty library (generation 0) before a new library's first
+    /// commit writes anything else. From then on the directory is a library: a first ingest
+    /// killed halfway leaves an empty library whose leftovers the next writer removes, and
+    /// a directory that holds files but no manifest is never taken for a new library (see
+    /// [`Library::lock`]).
+    fn write_empty_manifest(&self) -> Result<()> {
+        if Library::exists(&self.root) {
+            return Ok(());
+        }
+        let mut manifest = self.manifest.clone();
+        manifest.papers = 0;
+        manifest.digests.clear();
+        manifest.segments.clear();
+        manifest.checksums.clear();
+        manifest.format_version = FORMAT_VERSION;
+        manifest.updated = now();
+        let bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| lib_err(&self.root, e.to_string()))?;
+        write_atomically(&self.root.join(MANIFEST), &bytes)
+    }
+
     /// Removes generation files that neither the current manifest nor `previous` names (the
     /// previous manifest's are kept for readers that opened it), among them the leftovers of
-    /// killed writers. Failures here lose nothing.
+    /// killed writers: regular files and graph directories of papersim's exact names only.
+    /// Failures here lose nothing.
     fn remove_stale_files(&self, previous: &Manifest) {
         let keep: BTreeSet<&str> = self
             .manifest
@@ -172,15 +218,56 @@ impl Library {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            if generation_of(&name).is_none() || keep.contains(name.as_str()) {
+            let Some((_, is_graph)) = generation_of(&name) else {
+                continue;
+            };
+            if keep.contains(name.as_str()) {
                 continue;
             }
             let path = entry.path();
-            let _ = if path.is_dir() {
-                fs::remove_dir_all(&path)
+            let _ = if is_graph {
+                remove_graph_dir(&path)
             } else {
-                fs::remove_file(&path)
+                remove_leftover(&path).map(|_| ())
             };
         }
+    }
+}
+
+/// The names generation `generation` writes: papers, embeddings, lexical, graph directory.
+fn generation_names(generation: u64) -> [String; 4] {
+    [
+        format!("papers.{generation}.jsonl"),
+        format!("embeddings.{generation}.npy"),
+        format!("lexical.{generation}.bin"),
+        format!("graph.{generation}"),
+    ]
+}
+
+/// Removes a graph directory papersim wrote: the files an index saves, then the directory,
+/// which must then be empty. A symlink, a file, or a directory holding anything else is not
+/// papersim's and is refused (nothing in it is removed but papersim's own file names).
+fn remove_graph_dir(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::Error::io(path, e)),
+        Ok(m) if m.file_type().is_dir() => {
+            for name in saved_file_names() {
+                remove_leftover(&path.join(name))?;
+            }
+            fs::remove_dir(path).map_err(|e| {
+                lib_err(
+                    path,
+                    format!("holds files papersim did not write ({e}); move them away"),
+                )
+            })
+        }
+        Ok(m) => Err(lib_err(
+            path,
+            format!(
+                "is a {} where papersim writes a graph directory; papersim never replaces what it did not create, so move it away",
+                file_kind(&m.file_type())
+            ),
+        )),
     }
 }
