@@ -29,7 +29,34 @@ pub fn model_info(files: &ModelFiles) -> Result<ModelInfo> {
 
 /// Refuses an embedder whose vectors the library cannot take or compare with its own.
 pub fn check_model(lib: &Library, embedder: &Embedder) -> Result<()> {
-    lib.check_model(&model_info(embedder.files())?)
+    fits(lib, embedder.files(), &model_info(embedder.files())?).map(|_| ())
+}
+
+/// Checks that `model` (the [`model_info`] of `files`) is the library's model. A library
+/// written before the fingerprint covered the weights records the legacy fingerprint
+/// ([`ModelFiles::legacy_fingerprint`]); the same model is accepted for it, and `Ok(true)`
+/// says that the caller should record the full fingerprint at its next commit
+/// ([`Library::record_model_fingerprint`]).
+fn fits(lib: &Library, files: &ModelFiles, model: &ModelInfo) -> Result<bool> {
+    let recorded = &lib.manifest().model.fingerprint;
+    if *recorded != model.fingerprint && *recorded == files.legacy_fingerprint()? {
+        lib.check_model(&ModelInfo {
+            fingerprint: recorded.clone(),
+            ..model.clone()
+        })?;
+        return Ok(true);
+    }
+    lib.check_model(model)?;
+    Ok(false)
+}
+
+/// [`fits`], and when the library records the legacy fingerprint, the full one in its place
+/// (written by the commit that follows).
+fn fit_and_upgrade(lib: &mut Library, files: &ModelFiles, model: &ModelInfo) -> Result<()> {
+    if fits(lib, files, model)? {
+        lib.record_model_fingerprint(model.fingerprint.clone());
+    }
+    Ok(())
 }
 
 /// Adds `digests` to the library in `dir` (creating it on first use), embedding only the
@@ -57,13 +84,13 @@ pub fn ingest(
     let embedder = load_embedder(opened.as_ref().map(|l| l.manifest().model.id.as_str()))?;
     let model = model_info(embedder.files())?;
     if let Some(lib) = &opened {
-        lib.check_model(&model)?;
+        fits(lib, embedder.files(), &model)?;
     }
     let (lock, lib) = Library::lock(dir, wait, opened)?;
     let mut lib = match lib {
-        Some(lib) => {
+        Some(mut lib) => {
             // Another writer may have created or re-embedded it while we waited.
-            lib.check_model(&model)?;
+            fit_and_upgrade(&mut lib, embedder.files(), &model)?;
             lib
         }
         None => Library::create(dir, model, HnswParams::default())?,
@@ -84,7 +111,7 @@ pub fn ingest_into(
     embedder: &Embedder,
     progress: &dyn Progress,
 ) -> Result<IngestReport> {
-    check_model(lib, embedder)?;
+    fit_and_upgrade(lib, embedder.files(), &model_info(embedder.files())?)?;
     let plan = lib.plan_ingest(digests)?;
     let vectors = vectors_for(&plan, digests, lib.dim(), None, embedder, progress)?;
     lib.apply_ingest(plan, &vectors)

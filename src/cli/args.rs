@@ -16,7 +16,9 @@ pub struct Global {
     /// Library directory.
     #[arg(long, global = true, env = "PAPERSIM_LIBRARY")]
     pub library: Option<PathBuf>,
-    /// Model: a Hugging Face repo id or a directory [default: the library's model, else
+    /// Model: a Hugging Face repo id (looked up in $PAPERSIM_MODELS, default
+    /// <user cache dir>/papersim/models, then the Hugging Face cache and Hub) or a directory
+    /// given as a path starting with /, ./ or ../ [default: the library's model, else
     /// sentence-transformers/all-MiniLM-L6-v2].
     #[arg(long, global = true, env = "PAPERSIM_MODEL")]
     pub model: Option<String>,

@@ -26,7 +26,7 @@ use args::{EmbedFormat, Global, InfoFormat, ProfileArgs, RankArgs};
 use output::{Format, Report};
 use papersim::digest::{self, InputFormat, ParseOptions};
 use papersim::encode::device::{DeviceRequest, Precision};
-use papersim::encode::model::DEFAULT_MODEL;
+use papersim::encode::model::{self, DEFAULT_MODEL};
 use papersim::encode::tokenize::BatchLimits;
 use papersim::library::{self, Library};
 use papersim::{Embedder, EmbedderConfig};
@@ -225,11 +225,14 @@ fn load_embedder(
     library_model: Option<&str>,
     bar: &progress::Bar,
 ) -> papersim::Result<Embedder> {
-    let model = g
-        .model
-        .clone()
-        .or_else(|| library_model.map(str::to_string))
-        .unwrap_or_else(|| DEFAULT_MODEL.to_string());
+    let model = match (&g.model, library_model) {
+        (Some(given), _) => given.clone(),
+        (None, Some(recorded)) => {
+            model::check_recorded(recorded)?;
+            recorded.to_string()
+        }
+        (None, None) => DEFAULT_MODEL.to_string(),
+    };
     let config = EmbedderConfig {
         model,
         device: g.device.parse::<DeviceRequest>()?,

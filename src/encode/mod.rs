@@ -1,7 +1,8 @@
 //! Encoding: from text to unit vectors.
 //!
 //! Owns the model's configuration ([`config`]: BERT hyper-parameters and the one activation
-//! every forward runs), model resolution ([`model`]), the catalogue of registry fallbacks
+//! every forward runs), model resolution ([`model`]), the cached digest of a model's weights
+//! behind its fingerprint ([`fingerprint`]), the catalogue of registry fallbacks
 //! ([`known`]) and provisioning from it ([`provision`]), tokenisation and batching
 //! ([`tokenize`]), the forward passes behind one small interface with one file per
 //! implementation ([`forward`]), pooling and normalisation ([`pooling`]), devices
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod device;
 pub mod embedder;
+pub mod fingerprint;
 pub mod forward;
 pub mod known;
 pub mod model;

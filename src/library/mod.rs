@@ -452,6 +452,14 @@ impl Library {
         Ok(())
     }
 
+    /// Replaces the recorded fingerprint of the library's model with `fingerprint`, written by
+    /// the next commit (nothing is written for this alone). For a caller that has established
+    /// that the model in use is the recorded one under an older fingerprint scheme (the
+    /// library cannot tell: it knows nothing of models).
+    pub fn record_model_fingerprint(&mut self, fingerprint: String) {
+        self.manifest.model.fingerprint = fingerprint;
+    }
+
     /// The base generation's HNSW graph as stored (an empty one for a new library).
     fn load_graph(&self) -> Result<HnswIndex> {
         if self.manifest.generation == 0 {

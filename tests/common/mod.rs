@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use papersim::digest::Digest;
 use papersim::encode::device::DeviceRequest;
 use papersim::encode::forward::Backend;
+use papersim::encode::model::ResolveOptions;
 use papersim::index::HnswParams;
 use papersim::library::{IngestReport, Library, WriteLock};
 use papersim::progress::NoProgress;
@@ -20,6 +21,17 @@ pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
+}
+
+/// Where the tests keep the model: `$PAPERSIM_MODELS` when set, else this checkout's
+/// `models/` (ignored by git), which the first test run provisions. The binary's own default
+/// is the user's cache directory; the tests pass this one to it and to the in-process
+/// embedder, so that the suite provisions once per checkout and never writes elsewhere.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("PAPERSIM_MODELS")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
 }
 
 /// The default model on the CPU (provisioned from PyPI on a fresh machine), default backend.
@@ -38,6 +50,10 @@ fn load(backend: Backend) -> Embedder {
     let config = EmbedderConfig {
         device: DeviceRequest::Cpu,
         backend,
+        resolve: ResolveOptions {
+            models_dir: Some(models_dir()),
+            ..ResolveOptions::default()
+        },
         ..EmbedderConfig::default()
     };
     Embedder::new(&config, &papersim::progress::NoProgress).expect("default model loads")
@@ -85,12 +101,14 @@ pub const DMD: &str = "Improved Distribution Matching Distillation for Fast Imag
 pub const CODERL: &str =
     "CodeRL: Mastering Code Generation through Pretrained Models and Deep Reinforcement Learning";
 
-/// The papersim binary, without the caller's settings that would change what it does.
+/// The papersim binary, without the caller's settings that would change what it does, and
+/// with the tests' models directory ([`models_dir`]).
 pub fn papersim() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_papersim"));
     c.env_remove("PAPERSIM_LIBRARY")
         .env_remove("PAPERSIM_MODEL")
-        .env_remove("RUST_BACKTRACE");
+        .env_remove("RUST_BACKTRACE")
+        .env("PAPERSIM_MODELS", models_dir());
     c
 }
 

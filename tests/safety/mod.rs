@@ -3,3 +3,4 @@
 //! test names the numbered item of the issue it pins. The guarantees these tests stand behind
 //! are listed in docs/reliability.md.
 mod library;
+mod model;
