@@ -21,7 +21,7 @@
 //! The same rules hold within one digest, across the digests of one ingest and across ingests,
 //! and an ingest repeated finds every paper where the first one put it.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -185,13 +185,13 @@ fn digest_name(source: &str) -> String {
 
 /// Which paper a digest's paper is compared with: a stored row or one planned earlier in the
 /// same ingest (an index into the plan's papers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Target {
     Stored(usize),
     New(usize),
 }
 
-/// How a digest's abstract relates to the one held for its paper, runs of whitespace folded.
+/// How a digest's abstract relates to the one held for its paper (both [`folded`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Agreement {
     Same,
@@ -254,10 +254,9 @@ struct Planner<'a> {
     new: Vec<NewPaper>,
     /// Where each of `new` was first read (`digest:line`).
     read_at: Vec<String>,
-    /// The folded abstract of each of `new`.
-    folded_new: Vec<String>,
-    /// The folded abstracts of the stored papers compared so far.
-    folded_stored: RefCell<HashMap<usize, String>>,
+    /// The folded abstracts of the papers compared so far: `Stored(row)` for a stored one
+    /// as stored, `New(n)` for `new[n]` (a correction of a stored one included).
+    folded: RefCell<HashMap<Target, String>>,
     /// Ids planned so far (new papers' and the aliases they add) → their paper.
     ids: HashMap<String, Target>,
     /// Normalised title → the planned new papers (indices into `new`) with it.
@@ -292,20 +291,18 @@ impl<'a> Planner<'a> {
 
     /// How the folded abstract `new` relates to the one held for `t`.
     fn agreement(&self, t: Target, new: &str) -> Agreement {
-        let n = match t {
-            Target::New(n) => n,
-            Target::Stored(row) => match self.corrections.get(&row) {
-                Some(&n) => n,
-                None => {
-                    let mut cache = self.folded_stored.borrow_mut();
-                    let held = cache
-                        .entry(row)
-                        .or_insert_with(|| folded(&self.lib.papers[row].abstract_text));
-                    return compare_abstracts(held, new);
-                }
-            },
+        let key = match t {
+            Target::Stored(row) => self.corrections.get(&row).map_or(t, |&n| Target::New(n)),
+            Target::New(_) => t,
         };
-        compare_abstracts(&self.folded_new[n], new)
+        let mut cache = self.folded.borrow_mut();
+        let held = cache.entry(key).or_insert_with(|| {
+            folded(match key {
+                Target::Stored(row) => &self.lib.papers[row].abstract_text,
+                Target::New(n) => &self.new[n].paper.abstract_text,
+            })
+        });
+        compare_abstracts(held, new)
     }
 
     fn lookup_id(&self, id: &str) -> Option<Target> {
@@ -325,17 +322,17 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
-    /// Which paper `dp` (id `id`, normalised title `title`, folded abstract `abstract_text`)
-    /// is; see the module header. `at` names it in the error when its title or id stands for
-    /// [`MAX_PAPERS_PER_TITLE`] papers already.
-    fn identify(
-        &self,
-        dp: &DigestPaper,
-        id: &str,
-        title: &str,
-        abstract_text: &str,
-        at: &str,
-    ) -> Result<Identity> {
+    /// Which paper `dp` (id `id`, normalised title `title`) is; see the module header. `at`
+    /// names it in the error when its title or id stands for [`MAX_PAPERS_PER_TITLE`] papers
+    /// already.
+    fn identify(&self, dp: &DigestPaper, id: &str, title: &str, at: &str) -> Result<Identity> {
+        // Folded only when there is a paper to compare it with: most papers are new.
+        let folded_once = OnceCell::new();
+        let abstract_text = || {
+            folded_once
+                .get_or_init(|| folded(&dp.abstract_text))
+                .as_str()
+        };
         let too_many = |what: String| Error::Digest {
             path: at.to_string(),
             reason: format!(
@@ -354,7 +351,7 @@ impl<'a> Planner<'a> {
                 break candidate;
             };
             if normalize_title(&self.paper(t).title) == title {
-                let agreement = self.agreement(t, abstract_text);
+                let agreement = self.agreement(t, abstract_text());
                 if agreement != Agreement::Differs || own_id {
                     return Ok(Identity::Same {
                         target: t,
@@ -368,14 +365,19 @@ impl<'a> Planner<'a> {
                 id_holder.get_or_insert(t);
             }
             if n >= MAX_PAPERS_PER_TITLE {
-                return Err(too_many(format!("id {id}")));
+                // A title-derived id stands for its title.
+                return Err(too_many(if own_id {
+                    format!("id {id}")
+                } else {
+                    format!("title `{}`", dp.title)
+                }));
             }
             n += 1;
             candidate = format!("{id}#{n}");
         };
         let same_title = self.with_title(title);
         for &t in &same_title {
-            let agreement = self.agreement(t, abstract_text);
+            let agreement = self.agreement(t, abstract_text());
             if agreement != Agreement::Differs {
                 return Ok(Identity::Same {
                     target: t,
@@ -409,7 +411,6 @@ impl<'a> Planner<'a> {
         let at = format!("{}:{}", digest.source, dp.line);
         let id = dp.id();
         let title = normalize_title(&dp.title);
-        let abstract_text = folded(&dp.abstract_text);
         let note = |outcome, stored_as: &str, other: &Paper, other_at: String, reason: String| {
             IdentityNote {
                 outcome,
@@ -423,7 +424,7 @@ impl<'a> Planner<'a> {
                 reason,
             }
         };
-        Ok(match self.identify(dp, &id, &title, &abstract_text, &at)? {
+        Ok(match self.identify(dp, &id, &title, &at)? {
             Identity::Same {
                 target,
                 agreement,
@@ -475,7 +476,7 @@ impl<'a> Planner<'a> {
                 }
                 self.report.identity.extend(notes);
                 if agreement == Agreement::Extends {
-                    self.correct(target, dp.abstract_text.clone(), abstract_text, (d, i));
+                    self.correct(target, dp.abstract_text.clone(), (d, i));
                 }
                 match target {
                     Target::Stored(row) => {
@@ -516,7 +517,6 @@ impl<'a> Planner<'a> {
                 self.ids.insert(id.clone(), Target::New(n));
                 self.titles.entry(title).or_default().push(n);
                 self.read_at.push(at);
-                self.folded_new.push(abstract_text);
                 self.new.push(NewPaper {
                     paper: Paper {
                         id,
@@ -537,15 +537,8 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// Replaces the abstract held for `target` with `abstract_text` (folded: `folded`), read
-    /// at `source`.
-    fn correct(
-        &mut self,
-        target: Target,
-        abstract_text: String,
-        folded: String,
-        source: (usize, usize),
-    ) {
+    /// Replaces the abstract held for `target` with `abstract_text`, read at `source`.
+    fn correct(&mut self, target: Target, abstract_text: String, source: (usize, usize)) {
         let n = match target {
             Target::New(n) => n,
             Target::Stored(row) => match self.corrections.get(&row) {
@@ -554,7 +547,6 @@ impl<'a> Planner<'a> {
                     let n = self.new.len();
                     self.corrections.insert(row, n);
                     self.read_at.push(String::new());
-                    self.folded_new.push(String::new());
                     self.new.push(NewPaper {
                         paper: self.lib.papers[row].clone(),
                         source,
@@ -565,7 +557,7 @@ impl<'a> Planner<'a> {
             },
         };
         self.new[n].paper.abstract_text = abstract_text;
-        self.folded_new[n] = folded;
+        self.folded.get_mut().remove(&Target::New(n));
         self.new[n].source = source;
     }
 }
@@ -585,8 +577,7 @@ impl Library {
             digests,
             new: Vec::new(),
             read_at: Vec::new(),
-            folded_new: Vec::new(),
-            folded_stored: RefCell::new(HashMap::new()),
+            folded: RefCell::new(HashMap::new()),
             ids: HashMap::new(),
             titles: HashMap::new(),
             corrections: HashMap::new(),

@@ -56,7 +56,9 @@ pub mod record;
 mod writer;
 
 use format::{read_papers, read_vectors};
-pub use ingest::{IngestPlan, IngestReport, NewPaper};
+pub use ingest::{
+    IdentityNote, IdentityOutcome, IngestPlan, IngestReport, NewPaper, MAX_PAPERS_PER_TITLE,
+};
 use manifest::now;
 pub use manifest::{
     DigestRecord, GenerationFiles, Manifest, ModelInfo, Segment, FORMAT_VERSION, MANIFEST,

@@ -10,7 +10,7 @@ use papersim::library::{Library, SearchMode};
 use serde_json::Value;
 
 use crate::common::{self, json, run_in, stderr, stdout};
-use crate::reliability::{day, library_copy, write};
+use crate::reliability::{day, library_copy, snapshot, write};
 
 /// The first `n` papers of the arXiv fixture, as JSON objects.
 fn arxiv_papers(n: usize) -> Vec<Value> {
@@ -418,4 +418,39 @@ fn item2_a_cut_off_digest_is_corrected_by_the_full_one() {
     );
     let o = run_in(&lib, &["index", "rebuild"]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn item2_a_title_repeated_without_end_is_refused_in_bounded_time() {
+    // Each version kept apart under one title is compared with each later paper of that title:
+    // a bound keeps a hostile digest from taking quadratic time, and the error says why.
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = library_copy(tmp.path());
+    let n = papersim::library::MAX_PAPERS_PER_TITLE + 1;
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            serde_json::json!({"title": "Preface", "abstract": format!("Version {i} of a preface.")})
+                .to_string()
+        })
+        .collect();
+    let f = write(&tmp.path().join("prefaces.jsonl"), lines.join("\n") + "\n");
+    let before = snapshot(&lib);
+    let started = std::time::Instant::now();
+    let o = run_in(&lib, &["ingest", f.to_str().unwrap()]);
+    let elapsed = started.elapsed();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for needle in [
+        format!("prefaces.jsonl:{n}"),
+        "title `Preface` stands for 1000 papers already".to_string(),
+    ] {
+        assert!(err.contains(&needle), "`{needle}` not in: {err}");
+    }
+    // Refused after the write lock was taken: the lock file records its last holder.
+    let unchanged = |mut files: std::collections::BTreeMap<String, String>| {
+        files.remove("lock");
+        files
+    };
+    assert_eq!(unchanged(snapshot(&lib)), unchanged(before));
+    assert!(elapsed.as_secs() < 60, "{elapsed:?}");
 }
