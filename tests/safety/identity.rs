@@ -416,6 +416,14 @@ fn item2_a_cut_off_digest_is_corrected_by_the_full_one() {
         hits[0].score > 0.9999,
         "the graph's point is stale: {hits:?}"
     );
+    // The lexical index holds the full text too: the same as the reference library's, whose
+    // papers are the same, in the same order.
+    let reference_lib = Library::open(&reference).unwrap();
+    assert_eq!(
+        opened.lexical().unwrap().to_bytes(),
+        reference_lib.lexical().unwrap().to_bytes(),
+        "the lexical index still holds the cut abstract"
+    );
     let o = run_in(&lib, &["index", "rebuild"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
