@@ -372,6 +372,7 @@ impl Fixture {
                         digest: "bench".into(),
                         date: None,
                     }],
+                    aliases: Vec::new(),
                 }
             })
             .collect()

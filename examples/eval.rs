@@ -58,6 +58,7 @@ impl Doc {
             authors: Vec::new(),
             categories: self.categories.clone(),
             seen_in: Vec::new(),
+            aliases: Vec::new(),
         }
     }
 }

@@ -346,9 +346,12 @@ fn bad_input_json_with_wrong_types() {
 }
 
 #[test]
-fn bad_input_duplicate_titles_with_different_abstracts() {
+fn bad_input_duplicate_titles_with_different_abstracts_are_both_kept() {
+    // One title twice with different abstracts (two versions of a paper) once refused the whole
+    // ingest; both are now stored, kept apart, and the report says so.
     let tmp = tempfile::tempdir().unwrap();
     let lib = library_copy(tmp.path());
+    let before = Library::open(&lib).unwrap().len();
     let f = write(
         &tmp.path().join("dup.txt"),
         "Sparse Attention for Everyone\n\nWe show that sparse attention works for everyone, \
@@ -356,20 +359,28 @@ fn bad_input_duplicate_titles_with_different_abstracts() {
          Sparse attention for everyone!\n\nA different abstract: sparse attention fails \
          for most people at most scales, as we show with many experiments.\n",
     );
-    refused(
-        &lib,
-        &[os("ingest"), f.as_os_str()],
-        &[
-            "dup.txt:5",
-            "appears again (first at line 1) with a different abstract",
-        ],
+    let o = run(&lib, &[os("ingest"), f.as_os_str()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("2 added"), "{out}");
+    assert!(
+        out.contains("kept apart:") && out.contains("dup.txt:5"),
+        "{out}"
     );
-    // The same paper twice with the same abstract is not an error.
+    let opened = Library::open(&lib).unwrap();
+    assert_eq!(opened.len(), before + 2);
+    let rows = opened.rows_of_title("Sparse Attention for Everyone");
+    assert_eq!(rows.len(), 2);
+    assert!(opened.papers()[rows[1]].id.ends_with("#2"));
+    // The same paper twice with the same abstract is one paper.
     let same = "Sparse Attention for Everyone\n\nWe show that sparse attention works for \
                 everyone, everywhere, at every scale we could afford to try.\n\n";
     let f = write(&tmp.path().join("twice.txt"), same.repeat(2));
     let d = digest::read_path(&f, &ParseOptions::default()).unwrap();
     assert_eq!(d[0].papers.len(), 2);
+    let o = run(&lib, &[os("ingest"), f.as_os_str()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(Library::open(&lib).unwrap().len(), before + 2);
 }
 
 #[test]

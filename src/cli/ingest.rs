@@ -46,6 +46,9 @@ pub fn ingest(
             for s in &report.skipped {
                 writeln!(out, "  skipped: {s}")?;
             }
+            for n in &report.identity {
+                writeln!(out, "  {n}")?;
+            }
         }
     }
     Ok(())

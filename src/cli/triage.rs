@@ -126,6 +126,9 @@ pub fn triage(
                 report.added, report.already_present, report.papers_total
             ),
         );
+        for n in &report.identity {
+            note(g, &format!("  {n}"));
+        }
     }
     Ok(())
 }

@@ -205,12 +205,10 @@ pub const MAX_TITLE_BYTES: usize = 2_000;
 /// the first few hundred tokens.
 pub const MAX_ABSTRACT_BYTES: usize = 100_000;
 
-/// Refuses papers no digest should hold: oversized titles or abstracts, and one title given
-/// twice with different abstracts (the library keeps one paper per title, so one of the two
-/// abstracts would be lost without a word). A title repeated with the same abstract is fine.
+/// Refuses papers no digest should hold: oversized titles or abstracts. A title given twice
+/// is not refused: which papers are one is the library's decision (an alias or two papers),
+/// and it reports it.
 fn check_papers(source: &str, papers: &[DigestPaper]) -> Result<()> {
-    let mut by_title: std::collections::HashMap<String, &DigestPaper> =
-        std::collections::HashMap::new();
     for p in papers {
         let at = format!("{source}:{}", p.line);
         if p.title.len() > MAX_TITLE_BYTES {
@@ -234,26 +232,6 @@ fn check_papers(source: &str, papers: &[DigestPaper]) -> Result<()> {
                     human_bytes(MAX_ABSTRACT_BYTES)
                 ),
             ));
-        }
-        match by_title.entry(crate::paper::normalize_title(&p.title)) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(p);
-            }
-            std::collections::hash_map::Entry::Occupied(e) => {
-                let first = *e.get();
-                let same = |a: &str, b: &str| a.split_whitespace().eq(b.split_whitespace());
-                if !same(&first.abstract_text, &p.abstract_text) {
-                    return Err(digest_error(
-                        at,
-                        format!(
-                            "title `{}` appears again (first at line {}) with a different abstract; \
-                             remove or rename one of the two",
-                            excerpt(&p.title, 60),
-                            first.line
-                        ),
-                    ));
-                }
-            }
         }
     }
     Ok(())
@@ -526,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    fn oversized_and_conflicting_papers_are_refused() {
+    fn oversized_papers_are_refused_and_repeated_titles_are_not() {
         let opts = ParseOptions::default();
         let abs = "We study a problem and report what we found in twenty words or so here.";
         let err = |text: String| {
@@ -545,23 +523,16 @@ mod tests {
             "t".repeat(MAX_TITLE_BYTES + 1)
         );
         assert!(err(long_title).contains("accepts titles up to"));
-        let msg = err(format!("A Title\n\n{abs}\n\nA title!\n\n{abs} Changed.\n"));
-        assert!(
-            msg.contains("d.txt:5") && msg.contains("first at line 1"),
-            "{msg}"
-        );
-        // The same paper twice, whitespace aside, is fine.
-        let twice = format!(
-            "A Title\n\n{abs}\n\nA Title\n\n{}\n",
-            abs.replace(' ', "  ")
-        );
-        assert_eq!(
-            parse_bytes("d.txt", twice.as_bytes(), &opts)
+        // One title twice, with the same or another abstract, is read as two papers: which
+        // papers are one is the library's decision.
+        for second in [abs.replace(' ', "  "), format!("{abs} Changed.")] {
+            let twice = format!("A Title\n\n{abs}\n\nA title!\n\n{second}\n");
+            let papers = parse_bytes("d.txt", twice.as_bytes(), &opts)
                 .unwrap()
-                .papers
-                .len(),
-            2
-        );
+                .papers;
+            assert_eq!(papers.len(), 2);
+            assert_eq!(papers[1].abstract_text, second);
+        }
     }
 
     #[test]

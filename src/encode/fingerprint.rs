@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::checksum::hex;
-use crate::directory::write_durably;
+use crate::directory::write_new;
 use crate::{Error, Result};
 
 /// The cache file's format; another version is ignored (and replaced on the next write).
@@ -210,7 +210,9 @@ fn record(path: &Path, canonical: PathBuf, stamp: Stamp, sha256: &str) {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let tmp = dir.join(format!(".fingerprints.{}.{nanos}.tmp", std::process::id()));
-    if write_durably(&tmp, &bytes).is_err() || fs::rename(&tmp, path).is_err() {
+    // write_new creates the file or fails (removing only what it created); the temporary
+    // file is ours to remove only once it was written.
+    if write_new(&tmp, &bytes).is_ok() && fs::rename(&tmp, path).is_err() {
         let _ = fs::remove_file(&tmp);
     }
 }

@@ -46,6 +46,24 @@ impl ExactIndex {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
 
+    /// Replaces the vector of row `i` (a paper whose text changed), after [`validate_vectors`].
+    pub fn set_row(&mut self, i: usize, vector: &[f32]) -> Result<()> {
+        validate_vectors(vector, self.dim, i)?;
+        if vector.len() != self.dim || i >= self.len() {
+            return Err(crate::Error::InvalidVector {
+                row: i,
+                reason: format!(
+                    "cannot replace row {i} of {} with {} values (dimension {})",
+                    self.len(),
+                    vector.len(),
+                    self.dim
+                ),
+            });
+        }
+        self.data[i * self.dim..(i + 1) * self.dim].copy_from_slice(vector);
+        Ok(())
+    }
+
     /// The k best of rows `first_row..len()` (as [`VectorIndex::search`] over all rows when
     /// `first_row` is 0): the exact part of a search whose other rows another index answers.
     pub fn search_from(&self, query: &[f32], k: usize, first_row: usize) -> Result<Vec<Hit>> {

@@ -8,7 +8,8 @@ use crate::{Error, Result};
 
 impl Library {
     /// The row of the one paper that `reference` names: an id (with or without an arXiv
-    /// version), an exact title (case-insensitive), or a fragment of exactly one title.
+    /// version) or one of its aliases, an exact title (case-insensitive) of one paper, or a
+    /// fragment of exactly one title.
     /// Ambiguous and unknown references are errors that list the candidates or the closest
     /// titles.
     pub fn resolve(&self, reference: &str) -> Result<usize> {
@@ -22,8 +23,16 @@ impl Library {
         {
             return Ok(row);
         }
-        if let Some(row) = self.row_of_title(reference) {
-            return Ok(row);
+        match self.rows_of_title(reference) {
+            [] => {}
+            [row] => return Ok(*row),
+            rows => {
+                return Err(Error::PaperLookup(format!(
+                    "`{reference}` is the title of {} papers (versions whose abstracts differ, kept apart); give an id:\n{}",
+                    rows.len(),
+                    self.list(&rows[..rows.len().min(10)])
+                )))
+            }
         }
         let needle = normalize_title(reference);
         let matches: Vec<usize> = self

@@ -57,7 +57,9 @@ pub mod record;
 mod writer;
 
 use format::{read_checked, read_papers, read_vectors};
-pub use ingest::{IngestPlan, IngestReport, NewPaper};
+pub use ingest::{
+    IdentityNote, IdentityOutcome, IngestPlan, IngestReport, NewPaper, MAX_PAPERS_PER_TITLE,
+};
 use manifest::now;
 pub use manifest::{
     DigestRecord, GenerationFiles, Manifest, ModelInfo, Segment, FORMAT_VERSION, MANIFEST,
@@ -82,8 +84,11 @@ pub struct Library {
     manifest: Manifest,
     papers: Vec<Paper>,
     vectors: ExactIndex,
+    /// Every id a paper is known by (its own and its aliases) → its row.
     by_id: HashMap<String, usize>,
-    by_title: HashMap<String, usize>,
+    /// Normalised title → the rows of the papers with that title, in row order (two versions
+    /// of a paper with different abstracts are kept apart under one title).
+    by_title: HashMap<String, Vec<usize>>,
     /// Rows of the base generation: its graph and lexical files cover exactly these.
     base_rows: usize,
     /// Rows on disk (base and segments) as the manifest names them; later rows are new.
@@ -340,9 +345,26 @@ impl Library {
                 }
             }
         }
-        let mut by_title = HashMap::with_capacity(papers.len());
         for (row, p) in papers.iter().enumerate() {
-            by_title.entry(normalize_title(&p.title)).or_insert(row);
+            for alias in &p.aliases {
+                // Papers are found by their aliases: one id naming two papers is damage.
+                if let Some(other) = by_id.insert(alias.clone(), row) {
+                    return Err(lib_err(
+                        root,
+                        format!(
+                            "is damaged: id {alias} names paper {} and is also an alias of paper {}",
+                            papers[other].id, p.id
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut by_title: HashMap<String, Vec<usize>> = HashMap::with_capacity(papers.len());
+        for (row, p) in papers.iter().enumerate() {
+            by_title
+                .entry(normalize_title(&p.title))
+                .or_default()
+                .push(row);
         }
         Ok(Library {
             root: root.to_path_buf(),
@@ -421,12 +443,20 @@ impl Library {
     pub fn vector(&self, row: usize) -> &[f32] {
         self.vectors.row(row)
     }
+    /// The row of the paper with this id or alias.
     pub fn row_of_id(&self, id: &str) -> Option<usize> {
         self.by_id.get(id).copied()
     }
-    /// The row of a paper with this title (compared normalised).
+    /// The row of the first paper with this title (compared normalised).
     pub fn row_of_title(&self, title: &str) -> Option<usize> {
-        self.by_title.get(&normalize_title(title)).copied()
+        self.rows_of_title(title).first().copied()
+    }
+    /// The rows of every paper with this title (compared normalised), in row order: more than
+    /// one when versions of a paper with different abstracts were kept apart.
+    pub fn rows_of_title(&self, title: &str) -> &[usize] {
+        self.by_title
+            .get(&normalize_title(title))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Refuses vectors of a model other than the one the library was embedded with.

@@ -26,6 +26,11 @@ pub struct Paper {
     #[serde(default)]
     pub categories: Vec<String>,
     pub seen_in: Vec<SeenIn>,
+    /// Other ids this paper was read under (another version's id, merged into it because the
+    /// title and abstract agree); they resolve to it. Absent in libraries written before
+    /// papersim kept aliases, and in records without any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 impl Paper {

@@ -4,3 +4,5 @@
 //! are listed in docs/reliability.md.
 mod library;
 mod model;
+
+mod identity;
