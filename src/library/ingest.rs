@@ -24,7 +24,10 @@ pub struct IngestReport {
     pub read: usize,
     pub added: usize,
     pub already_present: usize,
+    /// Entries of the digests that were not read as papers, each saying why.
     pub skipped: Vec<String>,
+    /// Problems with papers that were read (and added or merged all the same).
+    pub warnings: Vec<String>,
     pub digests: Vec<DigestRecord>,
     pub papers_total: usize,
 }
@@ -108,7 +111,8 @@ impl Library {
         let mut new_by_title: HashMap<String, usize> = HashMap::new();
         let mut sightings = Vec::new();
         for (d, digest) in digests.iter().enumerate() {
-            report.skipped.extend(digest.warnings.iter().cloned());
+            report.skipped.extend(digest.skipped.iter().cloned());
+            report.warnings.extend(digest.warnings.iter().cloned());
             let date = digest.date.map(|d| d.format("%Y-%m-%d").to_string());
             let mut record = DigestRecord {
                 source: digest_name(&digest.source),
