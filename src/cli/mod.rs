@@ -23,6 +23,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 use args::{EmbedFormat, Global, InfoFormat, ProfileArgs, RankArgs};
+pub use output::printable_lines;
 use output::{Format, Report};
 use papersim::digest::{self, InputFormat, ParseOptions};
 use papersim::encode::device::{DeviceRequest, Precision};
@@ -215,7 +216,7 @@ fn library_dir(g: &Global) -> PathBuf {
 
 fn note(g: &Global, msg: &str) {
     if !g.quiet {
-        eprintln!("{msg}");
+        eprintln!("{}", printable_lines(msg));
     }
 }
 
