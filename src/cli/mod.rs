@@ -19,7 +19,7 @@ mod triage;
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use args::{EmbedFormat, Global, InfoFormat, ProfileArgs, RankArgs};
@@ -158,10 +158,8 @@ pub fn exit_code(_err: &anyhow::Error) -> u8 {
 
 pub fn run(args: Args) -> Result<()> {
     let g = &args.global;
+    g.check()?;
     if let Some(n) = g.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
         // candle reads RAYON_NUM_THREADS for its matrix kernels; set it before any work starts.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         let _ = rayon::ThreadPoolBuilder::new()
@@ -236,7 +234,7 @@ fn load_embedder(
         device: g.device.parse::<DeviceRequest>()?,
         precision: g.dtype.parse::<Precision>()?,
         batch: BatchLimits {
-            max_texts: g.batch_size.max(1),
+            max_texts: g.batch_size,
             ..BatchLimits::default()
         },
         normalize: Some(true),
