@@ -51,10 +51,13 @@ enum Command {
         /// Treat every non-empty line as one text instead of parsing a digest.
         #[arg(long)]
         lines: bool,
-        /// Where to write the matrix (a JSONL sidecar naming each row goes beside it).
+        /// Where to write the matrix: a path ending in .npy. Its rows are named beside it in
+        /// <name>.rows.jsonl. Only a new file or papersim's own earlier output there is
+        /// replaced; anything else (another file, a link, a device, an input) is refused.
         #[arg(short, long, default_value = "embeddings.npy")]
         output: PathBuf,
-        /// npy: a file and its sidecar; jsonl: one JSON object per row on stdout.
+        /// npy: the matrix file and its .rows.jsonl sidecar; jsonl: one JSON object per row on
+        /// stdout.
         #[arg(long, value_enum, default_value = "npy")]
         format: EmbedFormat,
         #[arg(long, default_value = "auto")]

@@ -26,7 +26,8 @@
 //! Owns the manifest and format ([`manifest`], [`format`], [`npy`]), the paper records
 //! ([`record`]), the id and title maps, two-phase ingest ([`ingest`]), committing
 //! ([`writer`]) under the merge policy ([`merge_policy`]), and searching its papers through
-//! [`crate::index`]. Durable I/O and the write lock are [`crate::directory`]'s.
+//! [`crate::index`]. Durable I/O and the write lock are [`crate::directory`]'s. Matrices
+//! exported with their row names (`embed -o`) are [`export`]'s.
 //!
 //! May import: `crate::index`, `crate::digest`, `crate::paper`, `crate::directory`,
 //! `crate::error`. Never `crate::encode`: the library stores vectors it is given and never
@@ -46,6 +47,7 @@ use crate::index::{
 use crate::paper::normalize_title;
 use crate::{Error, Result};
 
+pub mod export;
 pub mod format;
 pub mod ingest;
 pub mod lookup;
