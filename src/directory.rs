@@ -112,6 +112,63 @@ pub fn temporary_sibling(path: &Path) -> PathBuf {
     PathBuf::from(tmp)
 }
 
+/// Writes `bytes` to `path`, a file papersim writes outside a library (`embed -o`), as a new
+/// file or in place of the one there: into a temporary sibling created exclusively (so never
+/// an existing file, nor through a link planted under its name), fsynced, then renamed over
+/// `path`. `check` judges what stands at `path` just before the rename (the caller's rules
+/// of what may be replaced), as late as it can be judged. A failure removes the temporary
+/// file, and only it.
+pub fn write_new_or_replace(
+    path: &Path,
+    bytes: &[u8],
+    check: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let (tmp, mut file) = create_exclusive_sibling(path)?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(&tmp, e))
+        .and_then(|()| check())
+        .and_then(|()| fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    drop(file);
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = sync_dir(parent);
+    }
+    Ok(())
+}
+
+/// A new, empty file beside `path` (`.<name>.<pid>.<n>.tmp`), created with `O_EXCL`: it fails
+/// rather than open anything that exists, a symlink included, and another name is tried.
+fn create_exclusive_sibling(path: &Path) -> Result<(PathBuf, File)> {
+    let name = path.file_name().ok_or_else(|| Error::Output {
+        path: path.to_path_buf(),
+        reason: "names no file".into(),
+    })?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let mut last = None;
+    for attempt in 0..100 {
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{}.{attempt}.tmp", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((tmp, e)),
+            Err(e) => return Err(Error::io(&tmp, e)),
+        }
+    }
+    let (tmp, e) = last.expect("the loop ran");
+    Err(Error::io(tmp, e))
+}
+
 /// Makes a directory's entries (creations, renames) durable. Unix only: other platforms
 /// cannot open a directory to sync it, and there it does nothing.
 pub fn sync_dir(dir: &Path) -> Result<()> {

@@ -77,6 +77,11 @@ pub enum Error {
     /// A user-supplied value is out of range or malformed.
     #[error("{0}")]
     InvalidInput(String),
+
+    /// A file papersim was asked to write outside a library (`embed -o`) that it may not
+    /// write: something not its own stands there, or it is one of the inputs.
+    #[error("{path}: {reason}")]
+    Output { path: PathBuf, reason: String },
 }
 
 impl Error {

@@ -16,9 +16,18 @@ fn main() -> ExitCode {
             if cli::is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("papersim: error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            // Messages quote titles and file names: shown escaped, never as terminal controls.
+            let message = err.to_string();
+            eprintln!("papersim: error: {}", cli::printable_lines(&message));
+            // A cause is shown only when it adds to what was said: most errors already quote
+            // their cause (`path: No such file or directory`).
+            let mut said = message;
+            for cause in err.chain().skip(1).map(|c| c.to_string()) {
+                if !said.contains(&cause) {
+                    eprintln!("  caused by: {}", cli::printable_lines(&cause));
+                    said.push('\n');
+                    said.push_str(&cause);
+                }
             }
             ExitCode::from(cli::exit_code(&err))
         }

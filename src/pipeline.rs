@@ -168,6 +168,17 @@ pub struct IndexChange {
     pub ef_search: Option<usize>,
 }
 
+impl IndexChange {
+    /// `params` with the parameters this change sets replaced.
+    pub fn apply(&self, params: HnswParams) -> HnswParams {
+        HnswParams {
+            m: self.m.unwrap_or(params.m),
+            ef_construction: self.ef_construction.unwrap_or(params.ef_construction),
+            ef_search: self.ef_search.unwrap_or(params.ef_search),
+        }
+    }
+}
+
 /// Rebuilds the graph of the library in `dir` with `change` applied to its parameters, after
 /// re-embedding every paper with the encoder `reembed` returns, if given (to switch models).
 /// Returns the number of papers and the parameters now in force.
@@ -178,18 +189,15 @@ pub fn rebuild_index(
     reembed: Option<impl FnOnce() -> Result<Embedder>>,
     progress: &dyn Progress,
 ) -> Result<(usize, HnswParams)> {
-    // Opened first, so that a directory without a library is refused before anything is
-    // created or locked; read again under the lock if another writer committed meanwhile.
-    let opened = Library::open(dir)?;
-    let (lock, lib) = Library::lock(dir, wait, Some(opened))?;
-    let mut lib = lib.ok_or_else(|| Error::Library {
-        path: dir.to_path_buf(),
-        reason: "its manifest.json disappeared while waiting for the write lock".into(),
-    })?;
-    let mut params = lib.manifest().index;
-    params.m = change.m.unwrap_or(params.m);
-    params.ef_construction = change.ef_construction.unwrap_or(params.ef_construction);
-    params.ef_search = change.ef_search.unwrap_or(params.ef_search);
+    // The values asked for, checked before anything is locked, read or re-embedded; and a
+    // directory without a library is refused before the lock would create it.
+    if let Some(o) = change.apply(HnswParams::default()).out_of_bounds() {
+        return Err(Error::InvalidInput(format!("{}: {o}", o.option)));
+    }
+    crate::library::Manifest::read(dir)?;
+    let lock = crate::directory::WriteLock::acquire(dir, wait)?;
+    let mut lib = Library::open_to_reindex(dir, |params| change.apply(params))?;
+    let params = lib.manifest().index;
     match reembed {
         Some(load) => {
             let embedder = load()?;

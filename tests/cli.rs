@@ -344,7 +344,7 @@ fn embed_writes_npy_with_a_sidecar_and_jsonl() {
         papersim::library::npy::decode_f32(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!((rows, cols), (79, 384));
     assert!(data.iter().all(|x| x.is_finite()));
-    let sidecar = std::fs::read_to_string(tmp.path().join("seed.jsonl")).unwrap();
+    let sidecar = std::fs::read_to_string(tmp.path().join("seed.rows.jsonl")).unwrap();
     assert_eq!(sidecar.lines().count(), 79);
     assert!(sidecar
         .lines()

@@ -59,10 +59,11 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 fn assert_well_formed(digest: &Digest) {
     assert!(!digest.papers.is_empty(), "{}: no papers", digest.source);
     assert!(
-        digest.warnings.is_empty(),
-        "{}: {:?}",
+        digest.warnings.is_empty() && digest.skipped.is_empty(),
+        "{}: {:?} {:?}",
         digest.source,
-        digest.warnings
+        digest.warnings,
+        digest.skipped
     );
     for paper in &digest.papers {
         assert!(!paper.title.trim().is_empty(), "{}", digest.source);
@@ -214,7 +215,7 @@ fn crlf_line_endings() {
     let crlf = seed_text().replace('\n', "\r\n");
     let digest = parse("seed.txt", crlf.as_bytes()).unwrap();
     assert_eq!(digest.papers, seed.papers);
-    assert!(digest.warnings.is_empty());
+    assert!(digest.warnings.is_empty() && digest.skipped.is_empty());
 }
 
 #[test]
@@ -234,7 +235,7 @@ fn runs_of_blank_lines() {
     let airy = format!("\n\n{}\n\n\n", seed_text().replace("\n\n", "\n\n \n\n\n"));
     let digest = parse("seed.txt", airy.as_bytes()).unwrap();
     assert_eq!(texts(&digest), texts(&seed));
-    assert!(digest.warnings.is_empty());
+    assert!(digest.warnings.is_empty() && digest.skipped.is_empty());
 }
 
 #[test]
@@ -250,11 +251,12 @@ fn title_without_abstract_is_skipped_with_warning() {
     assert_eq!(digest.papers.len(), 78);
     assert!(digest.papers.iter().all(|p| p.title != TULU_TITLE));
     assert_eq!(
-        digest.warnings,
+        digest.skipped,
         [format!(
             "data/seed.txt:79: title `{TULU_TITLE}` has no abstract; skipped"
         )]
     );
+    assert!(digest.warnings.is_empty());
     // The paper after it keeps its own abstract and line.
     let seed = parse("data/seed.txt", &seed_bytes()).unwrap();
     assert_eq!(digest.papers[17].title, seed.papers[18].title);
@@ -270,9 +272,9 @@ fn dangling_title_at_end() {
     let text = format!("{}\n\nA Title That Never Got Its Abstract\n", seed_text());
     let digest = parse("seed.txt", text.as_bytes()).unwrap();
     assert_eq!(digest.papers.len(), 79);
-    assert_eq!(digest.warnings.len(), 1);
-    assert!(digest.warnings[0].starts_with("seed.txt:"));
-    assert!(digest.warnings[0]
+    assert_eq!(digest.skipped.len(), 1);
+    assert!(digest.skipped[0].starts_with("seed.txt:"));
+    assert!(digest.skipped[0]
         .ends_with("`A Title That Never Got Its Abstract` has no abstract; skipped"));
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
 
+use papersim::encode::tokenize::{BatchLimits, MAX_BATCH_TEXTS};
 use papersim::library::SearchMode;
 use papersim::rank::{RankOptions, Retrieval};
 
@@ -28,10 +29,11 @@ pub struct Global {
     /// Precision on CUDA: f32, f16 or bf16.
     #[arg(long, global = true, default_value = "f32")]
     pub dtype: String,
-    /// CPU threads [default: RAYON_NUM_THREADS, else all cores].
+    /// CPU threads, at most the machine's logical cores [default: RAYON_NUM_THREADS, else all
+    /// cores].
     #[arg(long, global = true)]
     pub threads: Option<usize>,
-    /// Texts per forward batch.
+    /// Texts per forward batch (1 to 1024).
     #[arg(long, global = true, default_value_t = 32)]
     pub batch_size: usize,
     /// No progress bars or notes on stderr.
@@ -41,11 +43,11 @@ pub struct Global {
 
 #[derive(ClapArgs, Debug, Clone)]
 pub struct RankArgs {
-    /// Number of results.
+    /// Number of results (1 to 10000).
     #[arg(short, default_value_t = 10)]
     pub k: usize,
     /// Drop results scoring below this (dense: cosine; lexical: BM25 share of the query's own
-    /// score; hybrid: fused score; each about 0-1).
+    /// score; hybrid: fused score; each about 0-1; between -1 and 1).
     #[arg(long)]
     pub min_score: Option<f32>,
     /// Only papers from digests dated on or after this day (YYYY-MM-DD).
@@ -115,21 +117,13 @@ pub enum InfoFormat {
     Json,
 }
 
-/// The ranking options of `rank`, checked.
+/// The ranking options of `rank`, checked (`RankOptions::validate` holds the bounds).
 pub fn rank_options(rank: &RankArgs) -> Result<RankOptions> {
-    if rank.k == 0 {
-        bail!("-k must be at least 1");
-    }
     for d in [&rank.since, &rank.until].into_iter().flatten() {
         chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
             .with_context(|| format!("date `{d}` is not YYYY-MM-DD"))?;
     }
-    if let Some(l) = rank.diversity {
-        if !(0.0..=1.0).contains(&l) {
-            bail!("--diversity must be between 0 and 1");
-        }
-    }
-    Ok(RankOptions {
+    let opts = RankOptions {
         k: rank.k,
         min_score: rank.min_score,
         since: rank.since.clone(),
@@ -140,5 +134,32 @@ pub fn rank_options(rank: &RankArgs) -> Result<RankOptions> {
         } else {
             SearchMode::Auto
         },
-    })
+    };
+    opts.validate()?;
+    Ok(opts)
+}
+
+impl Global {
+    /// Refuses global options outside their bounds, saying why.
+    pub fn check(&self) -> Result<()> {
+        if let Some(n) = self.threads {
+            // Where the core count cannot be read, one thread per core of a large machine.
+            let cores = std::thread::available_parallelism().map_or(256, |n| n.get());
+            if !(1..=cores).contains(&n) {
+                bail!(
+                    "--threads must be at least 1 and at most {cores} (the logical cores of this \
+                     machine), got {n}: more threads than cores only compete for them"
+                );
+            }
+        }
+        if !(1..=MAX_BATCH_TEXTS).contains(&self.batch_size) {
+            bail!(
+                "--batch-size must be at least 1 and at most {MAX_BATCH_TEXTS}, got {}: a batch \
+                 is held in memory at once, and {} padded tokens per batch cap it anyway",
+                self.batch_size,
+                BatchLimits::default().max_tokens
+            );
+        }
+        Ok(())
+    }
 }

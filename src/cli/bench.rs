@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use papersim::encode::device::{DeviceRequest, Precision};
 use papersim::encode::speed::{BenchConfig, BenchReport, BenchTexts, Run};
 
-use super::{progress, Global};
+use super::{printable_lines, progress, Global};
 
 #[derive(ClapArgs, Debug, Clone)]
 pub struct BenchArgs {
@@ -91,7 +91,13 @@ pub fn bench(g: &Global, args: &BenchArgs) -> Result<()> {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         }
-        BenchFormat::Table => table(&mut out, &report)?,
+        BenchFormat::Table => {
+            // A report read back (--report) is a file like any other: its names are shown
+            // escaped, never as terminal controls.
+            let mut text = Vec::new();
+            table(&mut text, &report)?;
+            out.write_all(printable_lines(&String::from_utf8_lossy(&text)).as_bytes())?;
+        }
     }
     out.flush()?;
     Ok(())

@@ -1,16 +1,17 @@
 //! `papersim embed`: a digest's papers (or lines of text) into a `.npy` matrix and a JSONL
-//! sidecar naming its rows, or JSON lines on stdout.
+//! sidecar naming its rows (`papersim::library::export`), or JSON lines on stdout.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde_json::json;
 
+use super::output::printable;
 use super::{
     announce, load_embedder, note, parse_opts, progress, read_digests, EmbedFormat, Global,
 };
 use papersim::encode::model::DEFAULT_MODEL;
+use papersim::library::export::{self, RowSource, SidecarRow};
 
 pub fn embed(
     g: &Global,
@@ -21,8 +22,13 @@ pub fn embed(
     input_format: &str,
 ) -> Result<()> {
     let bar = progress::Bar::new(g.quiet);
-    // Each row: (name for the sidecar, text to embed).
-    let rows: Vec<(serde_json::Value, String)> = if lines {
+    // The files the rows are read from: the matrix and its sidecar may be none of them.
+    let mut inputs: Vec<PathBuf> = Vec::new();
+    if path.as_os_str() != "-" {
+        inputs.push(path.to_path_buf());
+    }
+    // Each row: (its name in the sidecar, text to embed).
+    let rows: Vec<(SidecarRow, String)> = if lines {
         let text = if path.as_os_str() == "-" {
             std::io::read_to_string(std::io::stdin()).context("reading stdin")?
         } else {
@@ -33,29 +39,50 @@ pub fn embed(
             .map(str::trim_end)
             .filter(|l| !l.trim().is_empty())
             .enumerate()
-            .map(|(i, l)| (json!({"row": i, "text": l}), l.to_string()))
+            .map(|(row, l)| {
+                let text = l.to_string();
+                (
+                    SidecarRow {
+                        row,
+                        source: RowSource::Line { text: text.clone() },
+                    },
+                    text,
+                )
+            })
             .collect()
     } else {
         let digests = read_digests(&[path.to_path_buf()], &parse_opts(input_format, None)?)?;
         for d in &digests {
+            for s in &d.skipped {
+                note(g, &format!("skipped: {s}"));
+            }
             for w in &d.warnings {
                 note(g, &format!("warning: {w}"));
+            }
+            if d.source != papersim::digest::STDIN_SOURCE {
+                inputs.push(PathBuf::from(&d.source));
             }
         }
         digests
             .iter()
             .flat_map(|d| d.papers.iter().map(move |p| (d, p)))
             .enumerate()
-            .map(|(i, (d, p))| {
-                (
-                    json!({"row": i, "id": p.id(), "title": p.title, "digest": d.source}),
-                    p.embedding_text(),
-                )
+            .map(|(row, (d, p))| {
+                let source = RowSource::Paper {
+                    id: p.id(),
+                    title: p.title.clone(),
+                    digest: d.source.clone(),
+                };
+                (SidecarRow { row, source }, p.embedding_text())
             })
             .collect()
     };
     if rows.is_empty() {
         bail!("{}: nothing to embed", path.display());
+    }
+    // Refused before the model loads: a bad -o should not cost an embedding run.
+    if format == EmbedFormat::Npy {
+        export::check_outputs(output, &inputs)?;
     }
     let embedder = {
         let mut g = g.clone();
@@ -69,31 +96,29 @@ pub fn embed(
     let mut out = stdout.lock();
     match format {
         EmbedFormat::Jsonl => {
+            /// A sidecar row with its vector: one line of `--format jsonl`.
+            #[derive(serde::Serialize)]
+            struct Embedded<'a> {
+                #[serde(flatten)]
+                name: &'a SidecarRow,
+                embedding: &'a [f32],
+            }
             for (i, (name, _)) in rows.iter().enumerate() {
-                let mut obj = name.clone();
-                obj["embedding"] = json!(vectors.row(i));
-                serde_json::to_writer(&mut out, &obj)?;
+                let embedding = vectors.row(i);
+                serde_json::to_writer(&mut out, &Embedded { name, embedding })?;
                 writeln!(out)?;
             }
         }
         EmbedFormat::Npy => {
-            let bytes =
-                papersim::library::npy::encode_f32(&vectors.data, vectors.len(), vectors.dim);
-            papersim::directory::write_atomically(output, &bytes)?;
-            let sidecar = output.with_extension("jsonl");
-            let mut side = Vec::new();
-            for (name, _) in &rows {
-                serde_json::to_writer(&mut side, name)?;
-                side.push(b'\n');
-            }
-            papersim::directory::write_atomically(&sidecar, &side)?;
+            let names: Vec<SidecarRow> = rows.into_iter().map(|(name, _)| name).collect();
+            let sidecar = export::write(output, &vectors.data, vectors.dim, &names, &inputs)?;
             writeln!(
                 out,
                 "wrote {} vectors of dimension {} to {} (rows named in {})",
                 vectors.len(),
                 vectors.dim,
-                output.display(),
-                sidecar.display()
+                printable(&output.display().to_string()),
+                printable(&sidecar.display().to_string())
             )?;
         }
     }

@@ -5,6 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use serde_json::json;
 
+use super::output::printable;
 use super::{open_library, Global, InfoFormat};
 
 pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
@@ -30,18 +31,22 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
             writeln!(out)?;
         }
         InfoFormat::Table => {
-            writeln!(out, "library     {}", lib.root().display())?;
+            writeln!(
+                out,
+                "library     {}",
+                printable(&lib.root().display().to_string())
+            )?;
             writeln!(out, "papers      {}", lib.len())?;
             writeln!(out, "digests     {}", m.digests.len())?;
             writeln!(
                 out,
                 "model       {} (dimension {}, {} pooling, max {} tokens)",
-                m.model.id,
+                printable(&m.model.id),
                 m.model.dim,
-                capitalized(&m.model.pooling),
+                printable(&capitalized(&m.model.pooling)),
                 m.model.max_seq_length
             )?;
-            writeln!(out, "fingerprint {}", m.model.fingerprint)?;
+            writeln!(out, "fingerprint {}", printable(&m.model.fingerprint))?;
             writeln!(
                 out,
                 "index       HNSW m={} ef_construction={} ef_search={}; exact search below {} papers",
@@ -61,12 +66,17 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
                     n => format!(", {n} segments"),
                 }
             )?;
-            writeln!(out, "updated     {}", m.updated)?;
+            writeln!(out, "updated     {}", printable(&m.updated))?;
             if let (Some(first), Some(last)) = (
                 m.digests.iter().filter_map(|d| d.date.as_deref()).min(),
                 m.digests.iter().filter_map(|d| d.date.as_deref()).max(),
             ) {
-                writeln!(out, "dates       {first} .. {last}")?;
+                writeln!(
+                    out,
+                    "dates       {} .. {}",
+                    printable(first),
+                    printable(last)
+                )?;
             }
         }
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use super::output::printable_lines;
 use super::{library_dir, load_embedder, parse_opts, progress, read_digests, Global, InfoFormat};
 
 pub fn ingest(
@@ -44,10 +45,13 @@ pub fn ingest(
                 report.papers_total
             )?;
             for s in &report.skipped {
-                writeln!(out, "  skipped: {s}")?;
+                writeln!(out, "  skipped: {}", printable_lines(s))?;
+            }
+            for w in &report.warnings {
+                writeln!(out, "  warning: {}", printable_lines(w))?;
             }
             for n in &report.identity {
-                writeln!(out, "  {n}")?;
+                writeln!(out, "  {}", printable_lines(&n.to_string()))?;
             }
         }
     }

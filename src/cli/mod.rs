@@ -19,10 +19,11 @@ mod triage;
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use args::{EmbedFormat, Global, InfoFormat, ProfileArgs, RankArgs};
+pub use output::printable_lines;
 use output::{Format, Report};
 use papersim::digest::{self, InputFormat, ParseOptions};
 use papersim::encode::device::{DeviceRequest, Precision};
@@ -50,10 +51,13 @@ enum Command {
         /// Treat every non-empty line as one text instead of parsing a digest.
         #[arg(long)]
         lines: bool,
-        /// Where to write the matrix (a JSONL sidecar naming each row goes beside it).
+        /// Where to write the matrix: a path ending in .npy. Its rows are named beside it in
+        /// <name>.rows.jsonl. Only a new file or papersim's own earlier output there is
+        /// replaced; anything else (another file, a link, a device, an input) is refused.
         #[arg(short, long, default_value = "embeddings.npy")]
         output: PathBuf,
-        /// npy: a file and its sidecar; jsonl: one JSON object per row on stdout.
+        /// npy: the matrix file and its .rows.jsonl sidecar; jsonl: one JSON object per row on
+        /// stdout.
         #[arg(long, value_enum, default_value = "npy")]
         format: EmbedFormat,
         #[arg(long, default_value = "auto")]
@@ -157,10 +161,8 @@ pub fn exit_code(_err: &anyhow::Error) -> u8 {
 
 pub fn run(args: Args) -> Result<()> {
     let g = &args.global;
+    g.check()?;
     if let Some(n) = g.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
         // candle reads RAYON_NUM_THREADS for its matrix kernels; set it before any work starts.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         let _ = rayon::ThreadPoolBuilder::new()
@@ -215,7 +217,7 @@ fn library_dir(g: &Global) -> PathBuf {
 
 fn note(g: &Global, msg: &str) {
     if !g.quiet {
-        eprintln!("{msg}");
+        eprintln!("{}", printable_lines(msg));
     }
 }
 
@@ -238,7 +240,7 @@ fn load_embedder(
         device: g.device.parse::<DeviceRequest>()?,
         precision: g.dtype.parse::<Precision>()?,
         batch: BatchLimits {
-            max_texts: g.batch_size.max(1),
+            max_texts: g.batch_size,
             ..BatchLimits::default()
         },
         normalize: Some(true),

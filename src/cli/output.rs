@@ -1,6 +1,7 @@
 //! Rendering results for people (a table that fits the terminal, Markdown) and machines
 //! (stable JSON).
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
@@ -43,6 +44,49 @@ pub enum Format {
     Markdown,
 }
 
+/// `text` from a digest, a library or a file name, made safe to show on a terminal: every
+/// control character (C0, tab and newline included, DEL, C1), the bidirectional controls
+/// that reorder what follows them, and the line and paragraph separators are shown as
+/// `\u{..}` escapes, so that a title cannot recolour, retitle or rearrange the terminal, nor
+/// break a table row. JSON output is not passed through this: serde escapes what JSON must.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
+            )
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    }
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A message of several lines (an error, a warning) through [`printable`] line by line, its
+/// newlines kept.
+pub fn printable_lines(text: &str) -> Cow<'_, str> {
+    if !text.contains('\n') {
+        return printable(text);
+    }
+    Cow::Owned(
+        text.split('\n')
+            .map(printable)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
 /// Width available for the table.
 fn terminal_width() -> usize {
     if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
@@ -79,27 +123,29 @@ pub fn print_report(
             writeln!(out)
         }
         Format::Markdown => {
-            writeln!(out, "### {heading}\n")?;
+            writeln!(out, "### {}\n", printable(heading))?;
             for r in &report.results {
                 let title = match &r.url {
-                    Some(u) => format!("[{}]({u})", r.title),
-                    None => r.title.clone(),
+                    Some(u) => format!("[{}]({})", printable(&r.title), printable(u)),
+                    None => printable(&r.title).into_owned(),
                 };
                 let date = r
                     .date
                     .as_deref()
-                    .map(|d| format!(", {d}"))
+                    .map(|d| format!(", {}", printable(d)))
                     .unwrap_or_default();
                 writeln!(
                     out,
                     "{}. {title} — `{}`{date}, score {:.3}",
-                    r.rank, r.id, r.score
+                    r.rank,
+                    printable(&r.id),
+                    r.score
                 )?;
                 if let Some(c) = &r.closest_like {
-                    writeln!(out, "   - closest liked: {}", c.title)?;
+                    writeln!(out, "   - closest liked: {}", printable(&c.title))?;
                 }
                 if let Some(e) = &r.explanation {
-                    writeln!(out, "   - > {e}")?;
+                    writeln!(out, "   - > {}", printable(e))?;
                 }
             }
             Ok(())
@@ -112,7 +158,7 @@ pub fn print_report(
             let id_w = report
                 .results
                 .iter()
-                .map(|r| r.id.chars().count())
+                .map(|r| printable(&r.id).chars().count())
                 .max()
                 .unwrap_or(2)
                 .max(2);
@@ -129,16 +175,16 @@ pub fn print_report(
                     "{:>4} {:>6.3} {:<id_w$}  {:<title_w$} {:<10}",
                     r.rank,
                     r.score,
-                    r.id,
-                    truncate(&r.title, title_w),
-                    r.date.as_deref().unwrap_or("")
+                    printable(&r.id),
+                    truncate(&printable(&r.title), title_w),
+                    printable(r.date.as_deref().unwrap_or(""))
                 )?;
                 if let Some(c) = &r.closest_like {
                     writeln!(
                         out,
                         "{:>12} ↳ like: {}",
                         "",
-                        truncate(&c.title, width.saturating_sub(22))
+                        truncate(&printable(&c.title), width.saturating_sub(22))
                     )?;
                 }
                 if let Some(e) = &r.explanation {
@@ -146,7 +192,7 @@ pub fn print_report(
                         out,
                         "{:>12} “{}”",
                         "",
-                        truncate(e, width.saturating_sub(16))
+                        truncate(&printable(e), width.saturating_sub(16))
                     )?;
                 }
             }

@@ -34,7 +34,7 @@ impl Progress for Bar {
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(label.to_string());
+        bar.set_message(super::output::printable(label).into_owned());
         *self.bar.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
     }
 

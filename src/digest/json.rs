@@ -75,6 +75,7 @@ pub(super) fn parse_json(source: &str, text: &str) -> Result<Parsed> {
     };
     Ok(Parsed {
         papers,
+        skipped: Vec::new(),
         warnings,
         header_date: None,
     })
@@ -104,6 +105,7 @@ pub(super) fn parse_jsonl(source: &str, text: &str) -> Result<Parsed> {
     }
     Ok(Parsed {
         papers,
+        skipped: Vec::new(),
         warnings,
         header_date: None,
     })
@@ -168,9 +170,10 @@ impl Record {
 
     fn required_text<'v>(&self, object: &'v Map<String, Value>, field: &str) -> Result<&'v str> {
         match object.get(field) {
-            None | Some(Value::Null) => {
-                Err(self.error(format!("missing required field `{field}`")))
-            }
+            None => Err(self.error(format!("missing required field `{field}`"))),
+            Some(Value::Null) => Err(self.error(format!(
+                "required field `{field}` is null; it must be a string"
+            ))),
             Some(Value::String(s)) if s.trim().is_empty() => {
                 Err(self.error(format!("field `{field}` is empty")))
             }
@@ -362,6 +365,14 @@ mod tests {
             .unwrap()
             .to_string();
         assert_eq!(err, "p.jsonl:1: field `abstract` is empty");
+        let err = parse_jsonl("p.jsonl", "{\"title\": \"T\", \"abstract\": null}")
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            "p.jsonl:1: required field `abstract` is null; it must be a string"
+        );
         let err = parse_jsonl("p.jsonl", "[1]").err().unwrap().to_string();
         assert_eq!(err, "p.jsonl:1: expected a paper object, found an array");
         let err = parse_json("p.json", "{\"a\":1}\n{\"b\":2}")

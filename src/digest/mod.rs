@@ -5,7 +5,8 @@
 //! format detection and the digest's date. The formats themselves live in [`text`] and
 //! [`json`]. Everything here is total over arbitrary bytes: malformed input yields an
 //! [`Error::Digest`], never a panic, and problems that do not stop the import are returned
-//! as [`Digest::warnings`] instead of being printed.
+//! instead of being printed: entries that could not be read as papers as [`Digest::skipped`],
+//! problems with papers that were read as [`Digest::warnings`].
 //!
 //! May import: `crate::error` and `crate::paper` only: the first stage of the pipeline knows
 //! nothing of models, indexes or the library.
@@ -80,7 +81,11 @@ pub struct Digest {
     /// The digest's date, when the options, header or file name tell it.
     pub date: Option<NaiveDate>,
     pub papers: Vec<DigestPaper>,
-    /// Problems that did not stop the import, each prefixed with `source:line:`.
+    /// Entries of the file that are not among `papers` (a title without its abstract), each
+    /// prefixed with `source:line:` and saying why.
+    pub skipped: Vec<String>,
+    /// Problems with papers that are among `papers` (a date that is not a date, ignored),
+    /// each prefixed with `source:line:`.
     pub warnings: Vec<String>,
 }
 
@@ -158,6 +163,8 @@ pub fn parse_bytes(source: &str, bytes: &[u8], opts: &ParseOptions) -> Result<Di
     };
     let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
     let text = decode_text(source, bytes)?;
+    let text = lone_cr_to_lf(text);
+    let text = text.as_ref();
     if text.trim().is_empty() {
         return Err(digest_error(source, "empty digest: no papers found"));
     }
@@ -193,6 +200,7 @@ pub fn parse_bytes(source: &str, bytes: &[u8], opts: &ParseOptions) -> Result<Di
         source: source.to_string(),
         date,
         papers,
+        skipped: parsed.skipped,
         warnings: parsed.warnings,
     })
 }
@@ -249,6 +257,9 @@ fn human_bytes(n: usize) -> String {
 /// What a format parser hands back; the date is completed here, where the file name is known.
 pub(crate) struct Parsed {
     pub papers: Vec<DigestPaper>,
+    /// See [`Digest::skipped`].
+    pub skipped: Vec<String>,
+    /// See [`Digest::warnings`].
     pub warnings: Vec<String>,
     /// Month and day from a header line such as `Mar 11`.
     pub header_date: Option<MonthDay>,
@@ -318,6 +329,17 @@ fn decode_text<'a>(source: &str, bytes: &'a [u8]) -> Result<&'a str> {
             format!("invalid UTF-8 at byte {offset} (line {line})"),
         )
     })
+}
+
+/// A text whose lines end in a lone CR (classic Mac OS), with LF endings instead, so that it
+/// reads line by line like any other; text with LF (or CRLF) endings is returned as it is, a
+/// stray CR in one of its lines included.
+fn lone_cr_to_lf(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\r') && !text.contains('\n') {
+        std::borrow::Cow::Owned(text.replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 /// The first valid `YYYY-MM-DD` in the file-name part of `source`.
@@ -533,6 +555,23 @@ mod tests {
             assert_eq!(papers.len(), 2);
             assert_eq!(papers[1].abstract_text, second);
         }
+    }
+
+    #[test]
+    fn lone_cr_line_endings_read_as_lines() {
+        let abs = "We study a problem and report what we found in twenty words or so here.";
+        let lf = format!("Mar 11\n\nA Title\n\n{abs}\n\nAnother Title\n\n{abs} Again.\n");
+        let cr = lf.replace('\n', "\r");
+        let opts = ParseOptions::default();
+        let (a, b) = (
+            parse_bytes("d.txt", lf.as_bytes(), &opts).unwrap(),
+            parse_bytes("d.txt", cr.as_bytes(), &opts).unwrap(),
+        );
+        assert_eq!(a.papers, b.papers);
+        assert_eq!(b.papers.len(), 2);
+        assert_eq!(b.papers[1].line, 7);
+        // CRLF and a stray CR inside an LF file are left to the line reader.
+        assert_eq!(lone_cr_to_lf("a\r\nb\rc\n"), "a\r\nb\rc\n");
     }
 
     #[test]

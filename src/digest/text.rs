@@ -88,11 +88,11 @@ pub(super) fn parse(source: &str, text: &str) -> Result<Parsed> {
     }
 
     let mut papers = Vec::new();
-    let mut warnings = Vec::new();
+    let mut skipped = Vec::new();
     let mut i = 0;
     while let Some(block) = blocks.get(i) {
         if !block.is_title() {
-            warnings.push(format!(
+            skipped.push(format!(
                 "{source}:{}: paragraph `{}` has no title; skipped",
                 block.line,
                 excerpt(&block.text(), 60)
@@ -123,7 +123,7 @@ pub(super) fn parse(source: &str, text: &str) -> Result<Parsed> {
                 i += 2;
             }
             _ => {
-                warnings.push(format!(
+                skipped.push(format!(
                     "{source}:{}: title `{}` has no abstract; skipped",
                     block.line,
                     excerpt(title, 120)
@@ -145,7 +145,8 @@ pub(super) fn parse(source: &str, text: &str) -> Result<Parsed> {
     }
     Ok(Parsed {
         papers,
-        warnings,
+        skipped,
+        warnings: Vec::new(),
         header_date,
     })
 }
@@ -228,7 +229,7 @@ mod tests {
                 day: 11
             })
         );
-        assert!(parsed.warnings.is_empty());
+        assert!(parsed.skipped.is_empty());
     }
 
     #[test]
@@ -262,7 +263,7 @@ mod tests {
         let parsed = parse("d.txt", &text).unwrap();
         assert_eq!(titles(&parsed), ["Real Title"]);
         assert_eq!(
-            parsed.warnings,
+            parsed.skipped,
             [
                 "d.txt:1: title `Lonely Title` has no abstract; skipped",
                 "d.txt:7: title `Last Title` has no abstract; skipped"
@@ -275,7 +276,7 @@ mod tests {
         let text = "Tiny Paper\n\nWe show that small things matter a lot.\n\nOther Paper\n\nAnother short but complete abstract here.\n";
         let parsed = parse("d.txt", text).unwrap();
         assert_eq!(titles(&parsed), ["Tiny Paper", "Other Paper"]);
-        assert!(parsed.warnings.is_empty());
+        assert!(parsed.skipped.is_empty());
     }
 
     #[test]
@@ -288,8 +289,8 @@ mod tests {
         );
         let parsed = parse("d.txt", &text).unwrap();
         assert_eq!(titles(&parsed), ["T1", "T2"]);
-        assert_eq!(parsed.warnings.len(), 1);
-        assert!(parsed.warnings[0].starts_with("d.txt:5: paragraph `We study orphan"));
+        assert_eq!(parsed.skipped.len(), 1);
+        assert!(parsed.skipped[0].starts_with("d.txt:5: paragraph `We study orphan"));
     }
 
     #[test]

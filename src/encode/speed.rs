@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::{self, ParseOptions};
 use crate::encode::device::{self, DeviceRequest, Precision};
 use crate::encode::model::{self, ModelFiles, ResolveOptions};
-use crate::encode::tokenize::{plan_batches, BatchLimits, Encoded};
+use crate::encode::tokenize::{plan_batches, BatchLimits, Encoded, MAX_BATCH_TEXTS};
 use crate::progress::{NoProgress, Progress};
 use crate::{Embedder, EmbedderConfig, Error, Result};
 
@@ -30,6 +30,15 @@ pub const SCHEMA: &str = "papersim-bench/1";
 pub const SAMPLE_DIGEST: &str = include_str!("../../data/sample/hf-trending-mar-11.txt");
 /// How the bundled sample is named in reports.
 pub const SAMPLE_NAME: &str = "bundled sample (data/sample/hf-trending-mar-11.txt)";
+
+/// Most texts a benchmark encodes (`--limit`).
+pub const MAX_BENCH_TEXTS: usize = 100_000;
+/// Most untimed warm-up batches (`--warmup`).
+pub const MAX_WARMUP: usize = 100;
+/// Most timed passes (`--repeat`).
+pub const MAX_REPEAT: usize = 100;
+/// Most texts compared for agreement (`--agreement-texts`).
+pub const MAX_AGREEMENT_TEXTS: usize = 10_000;
 
 /// What to benchmark.
 #[derive(Debug, Clone)]
@@ -128,10 +137,12 @@ impl BenchTexts {
         if distinct.is_empty() {
             return Err(Error::InvalidInput(format!("{source}: no texts to encode")));
         }
-        if count == 0 {
-            return Err(Error::InvalidInput(
-                "the benchmark needs at least one text (--limit)".into(),
-            ));
+        if !(1..=MAX_BENCH_TEXTS).contains(&count) {
+            return Err(Error::InvalidInput(format!(
+                "--limit must be at least 1 and at most {MAX_BENCH_TEXTS}, got {count}: the \
+                 benchmark encodes that many texts per batch size, device and dtype, and its \
+                 rates settle within a few thousand"
+            )));
         }
         Ok(BenchTexts {
             source,
@@ -395,6 +406,37 @@ fn latency(steps: &[Duration]) -> Latency {
 /// Checks a configuration before anything is loaded.
 pub fn validate(config: &BenchConfig) -> Result<()> {
     let bad = |m: &str| Err(Error::InvalidInput(m.to_string()));
+    if let Some(&b) = config
+        .batch_sizes
+        .iter()
+        .find(|b| !(1..=MAX_BATCH_TEXTS).contains(*b))
+    {
+        return Err(Error::InvalidInput(format!(
+            "--batch-sizes: each must be at least 1 and at most {MAX_BATCH_TEXTS}, got {b}: a \
+             batch's activations are held in memory at once"
+        )));
+    }
+    if config.warmup > MAX_WARMUP {
+        return Err(Error::InvalidInput(format!(
+            "--warmup must be at most {MAX_WARMUP}, got {}: a few batches warm the caches and \
+             kernels; more only lengthen the run",
+            config.warmup
+        )));
+    }
+    if !(1..=MAX_REPEAT).contains(&config.repeat) {
+        return Err(Error::InvalidInput(format!(
+            "--repeat must be at least 1 and at most {MAX_REPEAT}, got {}: each repeat is a \
+             full timed pass over every text, for every batch size, device and dtype",
+            config.repeat
+        )));
+    }
+    if !(1..=MAX_AGREEMENT_TEXTS).contains(&config.agreement_texts) {
+        return Err(Error::InvalidInput(format!(
+            "--agreement-texts must be at least 1 and at most {MAX_AGREEMENT_TEXTS}, got {}: \
+             each is embedded alone on every device and dtype",
+            config.agreement_texts
+        )));
+    }
     if config.devices.is_empty() {
         return bad("no devices to benchmark");
     }
@@ -406,11 +448,8 @@ pub fn validate(config: &BenchConfig) -> Result<()> {
     if config.precisions.is_empty() {
         return bad("no dtypes to benchmark");
     }
-    if config.batch_sizes.is_empty() || config.batch_sizes.contains(&0) {
-        return bad("batch sizes must be at least 1");
-    }
-    if config.repeat == 0 {
-        return bad("--repeat must be at least 1");
+    if config.batch_sizes.is_empty() {
+        return bad("no batch sizes to benchmark");
     }
     Ok(())
 }

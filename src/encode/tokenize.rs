@@ -71,6 +71,11 @@ impl TextTokenizer {
     }
 }
 
+/// Most texts one forward batch may hold (`--batch-size`, `bench --batch-sizes`): a batch's
+/// activations are held at once (texts × tokens × hidden size, per layer), and throughput
+/// stops growing long before.
+pub const MAX_BATCH_TEXTS: usize = 1024;
+
 /// Limits on one forward batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {

@@ -33,16 +33,17 @@ use crate::{Error, Result};
 pub struct HnswParams {
     /// Maximum connections per node and layer (the base layer keeps twice this). Default 16.
     /// Higher gives better recall and robustness on hard data, at the cost of memory, build
-    /// time and per-query time. Allowed range 2..=255.
+    /// time and per-query time. Allowed range [`M_RANGE`].
     pub m: usize,
     /// Candidate-list size while inserting. Default 200. Higher builds a better graph (higher
     /// recall at any `ef_search`) but makes every insertion slower; it does not affect memory.
-    /// Fixed when the graph is built.
+    /// Fixed when the graph is built. At most [`MAX_EF_CONSTRUCTION`].
     pub ef_construction: usize,
     /// Candidate-list size while searching (raised to k when k is larger). Default 128: on
     /// 100,000 realistic vectors (`benches/index.rs`) it gives recall@10 0.99 against exact
     /// search for new papers' vectors in under 1 ms, where 64 gives 0.96. Higher gives better
-    /// recall at proportionally slower queries; can change between searches.
+    /// recall at proportionally slower queries; can change between searches. At most
+    /// [`MAX_EF_SEARCH`].
     pub ef_search: usize,
 }
 
@@ -56,21 +57,92 @@ impl Default for HnswParams {
     }
 }
 
+/// Bounds of [`HnswParams::m`]: hnsw_rs stores a node's connection count in a byte (and
+/// keeps twice `m` on the base layer), and fewer than 2 connections cannot form a graph.
+pub const M_RANGE: std::ops::RangeInclusive<usize> = 2..=255;
+/// Largest [`HnswParams::ef_construction`]: every insertion explores this many candidates, so
+/// the build time grows in proportion, while recall stops improving a few hundred in.
+pub const MAX_EF_CONSTRUCTION: usize = 10_000;
+/// Largest [`HnswParams::ef_search`]: hnsw_rs allocates its candidate lists in proportion to
+/// it on every search (10^12 asks for terabytes), and recall is 0.99 at the default 128;
+/// `--exact` is the way to exact results.
+pub const MAX_EF_SEARCH: usize = 10_000;
+
+/// One HNSW parameter outside its bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfBounds {
+    /// The parameter as the manifest names it (`ef_search`).
+    pub name: &'static str,
+    /// The `papersim index rebuild` option that sets it (`--ef-search`).
+    pub option: &'static str,
+    pub value: usize,
+    pub range: std::ops::RangeInclusive<usize>,
+    /// Why the bound is there.
+    pub why: &'static str,
+}
+
+impl std::fmt::Display for OutOfBounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HNSW {} must be between {} and {}, got {}: {}",
+            self.name,
+            self.range.start(),
+            self.range.end(),
+            self.value,
+            self.why
+        )
+    }
+}
+
 impl HnswParams {
-    fn validate(&self) -> Result<()> {
-        if !(2..=255).contains(&self.m) {
-            return Err(Error::InvalidInput(format!(
-                "HNSW m (max connections) must be in 2..=255, got {}",
-                self.m
-            )));
+    /// The first parameter outside its bounds ([`M_RANGE`], [`MAX_EF_CONSTRUCTION`],
+    /// [`MAX_EF_SEARCH`]), if any.
+    pub fn out_of_bounds(&self) -> Option<OutOfBounds> {
+        let checks = [
+            (
+                "m",
+                "--m",
+                self.m,
+                M_RANGE,
+                "hnsw_rs keeps a node's connections in a byte, and each one costs memory on \
+                 every node",
+            ),
+            (
+                "ef_construction",
+                "--ef-construction",
+                self.ef_construction,
+                1..=MAX_EF_CONSTRUCTION,
+                "each insertion explores that many candidates, so the build slows in \
+                 proportion, and recall stops improving long before",
+            ),
+            (
+                "ef_search",
+                "--ef-search",
+                self.ef_search,
+                1..=MAX_EF_SEARCH,
+                "each search allocates memory in proportion to it and recall gains nothing \
+                 beyond; use --exact for exact results",
+            ),
+        ];
+        checks
+            .into_iter()
+            .find(|(_, _, value, range, _)| !range.contains(value))
+            .map(|(name, option, value, range, why)| OutOfBounds {
+                name,
+                option,
+                value,
+                range,
+                why,
+            })
+    }
+
+    /// Refuses parameters outside their bounds ([`HnswParams::out_of_bounds`]).
+    pub fn validate(&self) -> Result<()> {
+        match self.out_of_bounds() {
+            Some(o) => Err(Error::InvalidInput(o.to_string())),
+            None => Ok(()),
         }
-        if self.ef_construction == 0 || self.ef_search == 0 {
-            return Err(Error::InvalidInput(format!(
-                "HNSW ef_construction and ef_search must be at least 1, got {} and {}",
-                self.ef_construction, self.ef_search
-            )));
-        }
-        Ok(())
     }
 }
 
@@ -184,7 +256,7 @@ impl HnswIndex {
 
     /// Changes the search candidate-list size for later searches.
     pub fn set_ef_search(&mut self, ef_search: usize) {
-        self.params.ef_search = ef_search.max(1);
+        self.params.ef_search = ef_search.clamp(1, MAX_EF_SEARCH);
     }
 
     /// Writes the index into `dir`, which it creates and which must not exist (not even as a

@@ -44,10 +44,13 @@ pub struct IngestReport {
     pub read: usize,
     pub added: usize,
     pub already_present: usize,
+    /// Entries of the digests that were not read as papers, each saying why.
     pub skipped: Vec<String>,
     /// Papers whose identity needed a decision: merged into a paper stored under another id,
     /// kept apart from one sharing their id or title, or a stored abstract corrected or kept.
     pub identity: Vec<IdentityNote>,
+    /// Problems with papers that were read (and added or merged all the same).
+    pub warnings: Vec<String>,
     pub digests: Vec<DigestRecord>,
     pub papers_total: usize,
 }
@@ -589,6 +592,10 @@ impl Library {
             planner
                 .report
                 .skipped
+                .extend(digest.skipped.iter().cloned());
+            planner
+                .report
+                .warnings
                 .extend(digest.warnings.iter().cloned());
             let date = digest.date.map(|d| d.format("%Y-%m-%d").to_string());
             let mut record = DigestRecord {

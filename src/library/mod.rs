@@ -27,7 +27,8 @@
 //! Owns the manifest and format ([`manifest`], [`format`], [`npy`]), the paper records
 //! ([`record`]), the id and title maps, two-phase ingest ([`ingest`]), committing
 //! ([`writer`]) under the merge policy ([`merge_policy`]), and searching its papers through
-//! [`crate::index`]. Durable I/O and the write lock are [`crate::directory`]'s.
+//! [`crate::index`]. Durable I/O and the write lock are [`crate::directory`]'s. Matrices
+//! exported with their row names (`embed -o`) are [`export`]'s.
 //!
 //! May import: `crate::index`, `crate::digest`, `crate::paper`, `crate::directory`,
 //! `crate::error`. Never `crate::encode`: the library stores vectors it is given and never
@@ -47,6 +48,7 @@ use crate::index::{
 use crate::paper::normalize_title;
 use crate::{Error, Result};
 
+pub mod export;
 pub mod format;
 pub mod ingest;
 pub mod lookup;
@@ -196,11 +198,21 @@ impl Library {
 
     /// Opens an existing library for reading.
     pub fn open(root: &Path) -> Result<Library> {
+        Self::open_to_reindex(root, |params| params)
+    }
+
+    /// Opens a library whose index parameters `index rebuild` is about to set: `change`
+    /// applies to the manifest's before they are checked, so that a manifest holding
+    /// parameters out of bounds, which [`Library::open`] refuses, can be mended.
+    pub fn open_to_reindex(
+        root: &Path,
+        change: impl Fn(HnswParams) -> HnswParams,
+    ) -> Result<Library> {
         // A writer may replace the generation between our reading the manifest and its files;
         // the files of the previous manifest are kept, but retry once more to be safe.
         let mut last = None;
         for _ in 0..3 {
-            match Self::open_once(root) {
+            match Self::open_once(root, &change) {
                 Err(e @ Error::Io { .. }) if is_not_found(&e) && Self::exists(root) => {
                     last = Some(e)
                 }
@@ -216,9 +228,10 @@ impl Library {
         ))
     }
 
-    fn open_once(root: &Path) -> Result<Library> {
+    fn open_once(root: &Path, change: &dyn Fn(HnswParams) -> HnswParams) -> Result<Library> {
         let manifest_path = root.join(MANIFEST);
-        let manifest = Manifest::read(root)?;
+        let mut manifest = Manifest::read(root)?;
+        manifest.index = change(manifest.index);
         let bad = |reason: String| Error::Library {
             path: manifest_path.clone(),
             reason,
@@ -246,6 +259,13 @@ impl Library {
             .find(|n| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
         {
             return Err(bad(format!("file name `{name}` escapes the library")));
+        }
+        // Every search would use these: refused here, with the way to mend them.
+        if let Some(o) = manifest.index.out_of_bounds() {
+            return Err(bad(format!(
+                "{o}; set it with `papersim index rebuild {} N`",
+                o.option
+            )));
         }
         let segment_rows = manifest
             .segments

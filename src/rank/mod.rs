@@ -28,6 +28,7 @@ mod similar;
 mod triage;
 
 use crate::library::SearchMode;
+use crate::{Error, Result};
 
 pub use explain::{best_sentence, sentences};
 pub use finish::mmr;
@@ -41,6 +42,13 @@ pub use triage::{triage, Triaged};
 /// Cosine above which two papers count as duplicates of each other.
 pub const DUPLICATE_COSINE: f32 = 0.995;
 
+/// Most results a ranking returns (`-k`): a ranking is read from its top, and each result
+/// costs at least four candidates searched, scored and sorted.
+pub const MAX_K: usize = 10_000;
+/// Bounds of `--min-score`: every score is a cosine (−1 to 1), a BM25 share (0 to 1) or a mix
+/// of them, so a bound outside keeps or drops everything.
+pub const MIN_SCORE_RANGE: std::ops::RangeInclusive<f32> = -1.0..=1.0;
+
 /// Options shared by every ranking.
 #[derive(Debug, Clone)]
 pub struct RankOptions {
@@ -53,6 +61,40 @@ pub struct RankOptions {
     pub diversity: Option<f32>,
     /// How the dense index is searched.
     pub mode: SearchMode,
+}
+
+impl RankOptions {
+    /// Refuses options outside their bounds, saying why ([`MAX_K`], [`MIN_SCORE_RANGE`],
+    /// diversity in [0, 1]); not a number (NaN) is outside every bound.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidInput(m));
+        if !(1..=MAX_K).contains(&self.k) {
+            return bad(format!(
+                "-k must be at least 1 and at most {MAX_K}, got {}: a ranking is read from \
+                 its top, and every result costs four candidates searched and scored",
+                self.k
+            ));
+        }
+        if let Some(m) = self.min_score {
+            if !MIN_SCORE_RANGE.contains(&m) {
+                return bad(format!(
+                    "--min-score must be a number between {} and {}, got {m}: scores are \
+                     cosines, BM25 shares or mixes of them, all within that range",
+                    MIN_SCORE_RANGE.start(),
+                    MIN_SCORE_RANGE.end()
+                ));
+            }
+        }
+        if let Some(l) = self.diversity {
+            if !(0.0..=1.0).contains(&l) {
+                return bad(format!(
+                    "--diversity must be between 0 and 1, got {l}: it weighs diversity \
+                     against relevance (0 = relevance only, 1 = diversity only)"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for RankOptions {

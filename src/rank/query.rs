@@ -15,6 +15,7 @@ pub fn query(
     opts: &RankOptions,
     retrieval: Retrieval,
 ) -> Result<Vec<Ranked>> {
+    opts.validate()?;
     if retrieval == Retrieval::Lexical && lib.lexical()?.query(text).is_empty() {
         return Err(Error::InvalidInput(format!(
             "no word of `{text}` occurs in the library's papers (common words and single letters are not indexed)"

@@ -18,6 +18,7 @@ pub fn recommend(
     opts: &RankOptions,
     retrieval: Retrieval,
 ) -> Result<Vec<Ranked>> {
+    opts.validate()?;
     require_likes(likes)?;
     // Lexical similarity of every library paper to each liked and disliked paper.
     let lexical = |rows: &[usize]| -> Result<Vec<Vec<f32>>> {

@@ -16,6 +16,7 @@ pub fn similar(
     opts: &RankOptions,
     retrieval: Retrieval,
 ) -> Result<Vec<Ranked>> {
+    opts.validate()?;
     let seed = lib.vector(row);
     let seed_title = normalize_title(&lib.papers()[row].title);
     let want = count(lib, opts, 10);

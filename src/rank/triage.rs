@@ -30,6 +30,7 @@ pub fn triage(
     opts: &RankOptions,
     retrieval: Retrieval,
 ) -> Result<Vec<Triaged>> {
+    opts.validate()?;
     require_likes(likes)?;
     let n = texts.len();
     let dim = lib.dim();

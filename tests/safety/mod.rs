@@ -6,3 +6,5 @@ mod library;
 mod model;
 
 mod identity;
+
+mod output;
