@@ -69,8 +69,8 @@ enum Command {
         /// Digest files or directories (- for stdin).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Take the new papers' vectors from this matrix, written by `papersim embed DIGEST...
-        /// -o FILE.npy` (its rows named in FILE.rows.jsonl), instead of embedding: no model is
+        /// Take the new papers' vectors from this matrix, written by `papersim embed PATH -o
+        /// FILE.npy` (its rows named in FILE.rows.jsonl), instead of embedding: no model is
         /// loaded. The matrix's model must be the library's (a new library takes it); every
         /// paper added must have its row, embedded from the same text, or nothing is imported.
         #[arg(long, value_name = "FILE.npy")]

@@ -211,12 +211,9 @@ pub fn read(matrix: &Path) -> Result<Exported> {
     let (header, rows) = read_sidecar(&sidecar)?;
     let dim = header.model.dim;
     let file = open_regular(matrix)?;
-    let mut bytes = Vec::new();
-    BufReader::new(file)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(matrix, e))?;
-    let (data, got_rows, cols) = npy::decode_f32(&bytes).map_err(|r| import_err(matrix, r))?;
-    drop(bytes);
+    let len = file.metadata().map_err(|e| Error::io(matrix, e))?.len();
+    let (data, got_rows, cols) =
+        npy::read_f32(BufReader::new(file), len).map_err(|r| import_err(matrix, r))?;
     if got_rows != rows.len() || cols != dim {
         return Err(import_err(
             matrix,
