@@ -82,6 +82,12 @@ pub enum Error {
     /// write: something not its own stands there, or it is one of the inputs.
     #[error("{path}: {reason}")]
     Output { path: PathBuf, reason: String },
+
+    /// An exported matrix (`embed -o`) or its sidecar that cannot be imported
+    /// (`ingest --embeddings`): unreadable, malformed, from another model, or not matching the
+    /// digests' papers.
+    #[error("embeddings {path}: {reason}")]
+    Import { path: PathBuf, reason: String },
 }
 
 impl Error {

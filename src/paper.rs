@@ -50,6 +50,12 @@ pub fn embedding_text(title: &str, abstract_text: &str) -> String {
     }
 }
 
+/// The SHA-256 (lower-case hex) of a text that was embedded, as an exported matrix records it
+/// for each row, so that an import takes a vector only for the very text it was computed from.
+pub fn text_sha256(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
 /// A paper's stable id: its arXiv id without version when known (`2405.14867v2` → `2405.14867`),
 /// otherwise `t:` and 12 hex digits of the SHA-256 of its normalised title (lower case,
 /// alphanumerics only, single spaces), so the same title from two digests gets the same id.

@@ -12,7 +12,7 @@ use crate::digest::Digest;
 use crate::encode::model::ModelFiles;
 use crate::encode::Embedder;
 use crate::index::HnswParams;
-use crate::library::{IngestPlan, IngestReport, Library, ModelInfo};
+use crate::library::{export, IngestPlan, IngestReport, Library, ModelInfo};
 use crate::progress::Progress;
 use crate::{Error, Result};
 
@@ -97,6 +97,53 @@ pub fn ingest(
     };
     let plan = lib.plan_ingest(digests)?;
     let vectors = vectors_for(&plan, digests, lib.dim(), reuse, &embedder, progress)?;
+    let report = lib.apply_ingest(plan, &vectors)?;
+    lib.commit(&lock)?;
+    Ok(report)
+}
+
+/// Adds `digests` to the library in `dir` with vectors embedded elsewhere: those of the matrix
+/// at `matrix` that `papersim embed -o` wrote (its sidecar found by
+/// [`export::sidecar_path`]). No model is loaded: a GPU machine embeds, a laptop serves.
+///
+/// A new library is created with the matrix's model; an existing one must have been embedded
+/// with the same model ([`export::Exported::check_model`]: fingerprint, dimension, pooling,
+/// sequence length). Every paper the ingest adds takes the row with its id and the hash of its
+/// text ([`export::Exported::vectors_for`]); a paper without one refuses the import (papersim
+/// does not fall back to embedding). All of this, and the matrix itself, is checked before the
+/// write lock is taken, so a refused import leaves the directory as it was; under the lock it
+/// is checked again if another writer committed meanwhile.
+pub fn ingest_embedded(
+    dir: &Path,
+    digests: &[Digest],
+    wait: bool,
+    matrix: &Path,
+) -> Result<IngestReport> {
+    let exported = export::read(matrix)?;
+    let lib = if Library::exists(dir) {
+        let lib = Library::open(dir)?;
+        exported.check_model(&lib)?;
+        lib
+    } else {
+        Library::create(dir, exported.model.clone(), HnswParams::default())?
+    };
+    let plan = lib.plan_ingest(digests)?;
+    let vectors = exported.vectors_for(&plan, digests)?;
+    let planned = lib.manifest().clone();
+    let (lock, locked) = Library::lock(dir, wait, Some(lib))?;
+    let mut lib = locked.ok_or_else(|| Error::Library {
+        path: dir.to_path_buf(),
+        reason: "disappeared while the import waited for the write lock".into(),
+    })?;
+    let (plan, vectors) = if *lib.manifest() == planned {
+        (plan, vectors)
+    } else {
+        // Another writer committed (or created the library) meanwhile.
+        exported.check_model(&lib)?;
+        let plan = lib.plan_ingest(digests)?;
+        let vectors = exported.vectors_for(&plan, digests)?;
+        (plan, vectors)
+    };
     let report = lib.apply_ingest(plan, &vectors)?;
     lib.commit(&lock)?;
     Ok(report)

@@ -345,10 +345,14 @@ fn embed_writes_npy_with_a_sidecar_and_jsonl() {
     assert_eq!((rows, cols), (79, 384));
     assert!(data.iter().all(|x| x.is_finite()));
     let sidecar = std::fs::read_to_string(tmp.path().join("seed.rows.jsonl")).unwrap();
-    assert_eq!(sidecar.lines().count(), 79);
+    // A header naming the model, then one line per row.
+    assert_eq!(sidecar.lines().count(), 1 + 79);
+    let header: Value = serde_json::from_str(sidecar.lines().next().unwrap()).unwrap();
+    assert_eq!(header["rows"], 79);
+    assert_eq!(header["model"]["dim"], 384);
     assert!(sidecar
         .lines()
-        .next()
+        .nth(1)
         .unwrap()
         .contains("Learning Math Reasoning"));
 

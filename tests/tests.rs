@@ -11,6 +11,7 @@ mod harness;
 mod bench;
 mod cli;
 mod digests;
+mod embeddings_import;
 mod encoder;
 mod fuzz_regressions;
 mod lexical;

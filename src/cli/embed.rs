@@ -68,12 +68,14 @@ pub fn embed(
             .flat_map(|d| d.papers.iter().map(move |p| (d, p)))
             .enumerate()
             .map(|(row, (d, p))| {
+                let text = p.embedding_text();
                 let source = RowSource::Paper {
                     id: p.id(),
                     title: p.title.clone(),
                     digest: d.source.clone(),
+                    text_sha256: Some(papersim::paper::text_sha256(&text)),
                 };
-                (SidecarRow { row, source }, p.embedding_text())
+                (SidecarRow { row, source }, text)
             })
             .collect()
     };
@@ -111,7 +113,8 @@ pub fn embed(
         }
         EmbedFormat::Npy => {
             let names: Vec<SidecarRow> = rows.into_iter().map(|(name, _)| name).collect();
-            let sidecar = export::write(output, &vectors.data, vectors.dim, &names, &inputs)?;
+            let model = papersim::pipeline::model_info(embedder.files())?;
+            let sidecar = export::write(output, &vectors.data, &model, &names, &inputs)?;
             writeln!(
                 out,
                 "wrote {} vectors of dimension {} to {} (rows named in {})",

@@ -1,9 +1,9 @@
 //! `papersim ingest`: digests into the library.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use super::output::printable_lines;
 use super::{library_dir, load_embedder, parse_opts, progress, read_digests, Global, InfoFormat};
@@ -11,21 +11,33 @@ use super::{library_dir, load_embedder, parse_opts, progress, read_digests, Glob
 pub fn ingest(
     g: &Global,
     paths: &[PathBuf],
+    embeddings: Option<&Path>,
     input_format: &str,
     date: Option<&str>,
     wait: bool,
     format: InfoFormat,
 ) -> Result<()> {
     let bar = progress::Bar::new(g.quiet);
+    if embeddings.is_some() && g.model.is_some() {
+        bail!(
+            "--model (or PAPERSIM_MODEL) does not apply to --embeddings: the matrix's sidecar \
+             records the model its vectors came from, and no model is loaded"
+        );
+    }
     let digests = read_digests(paths, &parse_opts(input_format, date)?)?;
-    let report = papersim::pipeline::ingest(
-        &library_dir(g),
-        &digests,
-        wait,
-        None,
-        |model| load_embedder(g, model, &bar),
-        &bar,
-    )?;
+    let report = match embeddings {
+        Some(matrix) => {
+            papersim::pipeline::ingest_embedded(&library_dir(g), &digests, wait, matrix)?
+        }
+        None => papersim::pipeline::ingest(
+            &library_dir(g),
+            &digests,
+            wait,
+            None,
+            |model| load_embedder(g, model, &bar),
+            &bar,
+        )?,
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {

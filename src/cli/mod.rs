@@ -63,11 +63,18 @@ enum Command {
         #[arg(long, default_value = "auto")]
         input_format: String,
     },
-    /// Add digests to the library, embedding only papers it does not have yet.
+    /// Add digests to the library, embedding only papers it does not have yet (or taking their
+    /// vectors from a matrix `papersim embed` wrote, with --embeddings).
     Ingest {
         /// Digest files or directories (- for stdin).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Take the new papers' vectors from this matrix, written by `papersim embed PATH -o
+        /// FILE.npy` (its rows named in FILE.rows.jsonl), instead of embedding: no model is
+        /// loaded. The matrix's model must be the library's (a new library takes it); every
+        /// paper added must have its row, embedded from the same text, or nothing is imported.
+        #[arg(long, value_name = "FILE.npy")]
+        embeddings: Option<PathBuf>,
         /// Digest format: auto, text, json or jsonl.
         #[arg(long, default_value = "auto")]
         input_format: String,
@@ -179,11 +186,20 @@ pub fn run(args: Args) -> Result<()> {
         } => embed::embed(g, path, *lines, output, *format, input_format),
         Command::Ingest {
             paths,
+            embeddings,
             input_format,
             date,
             wait,
             format,
-        } => ingest::ingest(g, paths, input_format, date.as_deref(), *wait, *format),
+        } => ingest::ingest(
+            g,
+            paths,
+            embeddings.as_deref(),
+            input_format,
+            date.as_deref(),
+            *wait,
+            *format,
+        ),
         Command::Info { format } => info::info(g, *format),
         Command::Bench(a) => bench::bench(g, a),
         Command::Index {

@@ -1,7 +1,10 @@
 //! Reading and writing float32 matrices in NumPy's `.npy` format (version 1.0, C order), so
 //! that a library's embeddings open with `numpy.load`.
 
-use std::io::Write;
+use std::io::{Read, Write};
+
+/// The longest `.npy` header [`read_f32`] reads.
+const MAX_HEADER: u64 = 1 << 20;
 
 /// Encodes a row-major `rows × cols` f32 matrix as `.npy` bytes.
 pub fn encode_f32(data: &[f32], rows: usize, cols: usize) -> Vec<u8> {
@@ -26,6 +29,88 @@ pub fn encode_f32(data: &[f32], rows: usize, cols: usize) -> Vec<u8> {
 
 /// Decodes `.npy` bytes holding a 2-D little-endian f32 matrix: returns (data, rows, cols).
 pub fn decode_f32(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), String> {
+    let (data_start, rows, cols) = decode_header(bytes)?;
+    let body = &bytes[data_start..];
+    let expected = body_len(rows, cols)?;
+    if body.len() != expected {
+        return Err(truncated(rows, cols, expected, body.len()));
+    }
+    let data = body
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok((data, rows, cols))
+}
+
+/// Reads a `.npy` file of `file_len` bytes holding a 2-D little-endian f32 matrix, as
+/// [`decode_f32`] does, without holding the file's bytes and the matrix at once (a matrix of
+/// a million abstracts is 1.5 GB). I/O errors are returned as text.
+pub fn read_f32(mut file: impl Read, file_len: u64) -> Result<(Vec<f32>, usize, usize), String> {
+    // The magic, version and header length, then the header itself.
+    let mut head = vec![0u8; 12.min(file_len as usize)];
+    file.read_exact(&mut head).map_err(|e| e.to_string())?;
+    let header_end = match head.get(6) {
+        Some(1) if head.len() >= 10 => 10 + u16::from_le_bytes([head[8], head[9]]) as u64,
+        Some(2 | 3) if head.len() >= 12 => {
+            12 + u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as u64
+        }
+        _ => {
+            return Err(decode_header(&head)
+                .err()
+                .unwrap_or_else(|| "truncated .npy header".into()))
+        }
+    };
+    if header_end > file_len || header_end < head.len() as u64 {
+        return Err("truncated .npy header".into());
+    }
+    // NumPy writes headers of a few dozen bytes; a longer one is not a matrix of ours.
+    if header_end > MAX_HEADER {
+        return Err(format!(
+            "the .npy header is {header_end} bytes, over the {MAX_HEADER} a matrix needs"
+        ));
+    }
+    let mut rest = vec![0u8; (header_end - head.len() as u64) as usize];
+    file.read_exact(&mut rest).map_err(|e| e.to_string())?;
+    head.extend_from_slice(&rest);
+    let (data_start, rows, cols) = decode_header(&head)?;
+    let expected = body_len(rows, cols)?;
+    let got = file_len - data_start as u64;
+    if got != expected as u64 {
+        return Err(truncated(rows, cols, expected, got as usize));
+    }
+    let mut data = Vec::with_capacity(rows * cols);
+    let mut chunk = vec![0u8; (1 << 20).min(expected)];
+    let mut left = expected;
+    while left > 0 {
+        let n = chunk.len().min(left);
+        file.read_exact(&mut chunk[..n])
+            .map_err(|e| e.to_string())?;
+        data.extend(
+            chunk[..n]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        left -= n;
+    }
+    Ok((data, rows, cols))
+}
+
+/// The bytes of a `rows × cols` f32 body.
+fn body_len(rows: usize, cols: usize) -> Result<usize, String> {
+    rows.checked_mul(cols)
+        .and_then(|n| n.checked_mul(4))
+        .ok_or_else(|| "shape overflows".into())
+}
+
+fn truncated(rows: usize, cols: usize, expected: usize, got: usize) -> String {
+    format!(
+        "truncated or padded data: shape ({rows}, {cols}) needs {expected} bytes, file has {got}"
+    )
+}
+
+/// Checks a `.npy` header (magic, version, little-endian f32, C order, 2-D): returns where the
+/// data starts and the shape.
+fn decode_header(bytes: &[u8]) -> Result<(usize, usize, usize), String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("not a .npy file (bad magic)".into());
     }
@@ -70,22 +155,7 @@ pub fn decode_f32(bytes: &[u8]) -> Result<(Vec<f32>, usize, usize), String> {
     let [rows, cols] = dims[..] else {
         return Err(format!("expected a 2-D array, shape is ({shape})"));
     };
-    let body = &bytes[data_start..];
-    let expected = rows
-        .checked_mul(cols)
-        .and_then(|n| n.checked_mul(4))
-        .ok_or("shape overflows")?;
-    if body.len() != expected {
-        return Err(format!(
-            "truncated or padded data: shape ({rows}, {cols}) needs {expected} bytes, file has {}",
-            body.len()
-        ));
-    }
-    let data = body
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok((data, rows, cols))
+    Ok((data_start, rows, cols))
 }
 
 #[cfg(test)]
@@ -98,9 +168,15 @@ mod tests {
         let bytes = encode_f32(&data, 3, 4);
         let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
         assert_eq!((10 + header_len) % 64, 0);
-        assert_eq!(decode_f32(&bytes).unwrap(), (data, 3, 4));
+        assert_eq!(decode_f32(&bytes).unwrap(), (data.clone(), 3, 4));
         assert!(decode_f32(&bytes[..bytes.len() - 1]).is_err());
         assert!(decode_f32(b"garbage").is_err());
+        let read = |b: &[u8]| read_f32(b, b.len() as u64);
+        assert_eq!(read(&bytes).unwrap(), (data.clone(), 3, 4));
+        for cut in [0, 5, 11, 30, bytes.len() - 1] {
+            assert!(read(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(read(b"garbage").is_err());
         assert_eq!(
             decode_f32(&encode_f32(&[], 0, 384)).unwrap(),
             (vec![], 0, 384)

@@ -142,12 +142,15 @@ fn item3_embed_sidecar_never_overwrites_an_input_or_the_matrix() {
     let sidecar = papersim::library::export::sidecar_path(&dir.join("day.npy")).unwrap();
     assert_eq!(sidecar, dir.join("day.rows.jsonl"));
     let side = std::fs::read_to_string(&sidecar).unwrap();
-    let first: Value = serde_json::from_str(side.lines().next().unwrap()).unwrap();
+    // A header naming the model (issue #13 item 4), then one line per row.
+    let header: Value = serde_json::from_str(side.lines().next().unwrap()).unwrap();
+    assert_eq!(header["rows"].as_u64(), Some(3));
+    let first: Value = serde_json::from_str(side.lines().nth(1).unwrap()).unwrap();
     assert_eq!(
         (first["row"].as_u64(), first["id"].as_str()),
         (Some(0), Some("1812.06145"))
     );
-    assert_eq!(side.lines().count(), 3);
+    assert_eq!(side.lines().count(), 1 + 3);
     assert!(stdout(&o).contains("rows named in"), "{}", stdout(&o));
 
     // `-o v.jsonl` once lost the matrix under its own sidecar: a matrix is a .npy file.
