@@ -99,13 +99,9 @@ impl Library {
         let mut manifest = self.manifest.clone();
         manifest.checksums.clear();
         let all: Vec<&Paper> = self.papers.iter().collect();
-        let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
-            write_new(&self.root.join(name), bytes)?;
-            manifest
-                .checksums
-                .insert(name.to_string(), FileSum::of(bytes));
-            Ok(())
-        };
+        let root = &self.root;
+        let mut write =
+            |name: &str, bytes: &[u8]| write_data_file(root, &mut manifest, name, bytes);
         write(&files.papers, &papers_jsonl(&all)?)?;
         write(
             &files.embeddings,
@@ -142,13 +138,9 @@ impl Library {
         records.extend(self.changed.iter().map(|&r| &self.papers[r]));
         let [papers, embeddings, ..] = generation_names(generation);
         let mut manifest = self.manifest.clone();
-        let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
-            write_new(&self.root.join(name), bytes)?;
-            manifest
-                .checksums
-                .insert(name.to_string(), FileSum::of(bytes));
-            Ok(())
-        };
+        let root = &self.root;
+        let mut write =
+            |name: &str, bytes: &[u8]| write_data_file(root, &mut manifest, name, bytes);
         write(&papers, &papers_jsonl(&records)?)?;
         let embeddings = if added.is_empty() {
             None
@@ -232,6 +224,16 @@ impl Library {
             };
         }
     }
+}
+
+/// Creates the data file `name` of a generation (never over anything, see
+/// [`write_new`]) and records its length and CRC-32 in `manifest`, which will name it.
+fn write_data_file(root: &Path, manifest: &mut Manifest, name: &str, bytes: &[u8]) -> Result<()> {
+    write_new(&root.join(name), bytes)?;
+    manifest
+        .checksums
+        .insert(name.to_string(), FileSum::of(bytes));
+    Ok(())
 }
 
 /// The names generation `generation` writes: papers, embeddings, lexical, graph directory.
