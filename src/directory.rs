@@ -141,6 +141,27 @@ pub fn write_new_or_replace(
     Ok(())
 }
 
+/// Writes a report file the user named (`bench --json`, `--plot`, `--save-texts`): a new file,
+/// or in place of a regular file there, through [`write_new_or_replace`]. A symlink, FIFO,
+/// device node or directory at `path` is refused, naming it: the rename would replace it, and
+/// a plain write would follow it.
+pub fn write_report(path: &Path, bytes: &[u8]) -> Result<()> {
+    let check = || match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(m) => Err(Error::Output {
+            path: path.to_path_buf(),
+            reason: format!(
+                "is a {}; papersim writes a report only as a new file or over a regular file",
+                file_kind(&m.file_type())
+            ),
+        }),
+    };
+    check()?;
+    write_new_or_replace(path, bytes, check)
+}
+
 /// A new, empty file beside `path` (`.<name>.<pid>.<n>.tmp`), created with `O_EXCL`: it fails
 /// rather than open anything that exists, a symlink included, and another name is tried.
 fn create_exclusive_sibling(path: &Path) -> Result<(PathBuf, File)> {

@@ -78,8 +78,7 @@ pub fn bench(g: &Global, args: &BenchArgs) -> Result<()> {
     };
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, text + "\n")
-            .with_context(|| format!("{}: cannot write", path.display()))?;
+        papersim::directory::write_report(path, (text + "\n").as_bytes())?;
     }
     if let Some(path) = &args.plot {
         plot(&report, path)?;
@@ -129,7 +128,7 @@ fn measure(g: &Global, args: &BenchArgs) -> Result<BenchReport> {
             serde_json::to_writer(&mut out, t)?;
             out.push(b'\n');
         }
-        std::fs::write(path, out).with_context(|| format!("{}: cannot write", path.display()))?;
+        papersim::directory::write_report(path, &out)?;
     }
     if !g.quiet && cfg!(debug_assertions) {
         eprintln!("papersim: warning: this is a debug build; its figures are not meaningful (use --release)");
@@ -386,7 +385,7 @@ fn plot(r: &BenchReport, path: &Path) -> Result<()> {
         }
         root.present().map_err(plot_err)?;
     }
-    std::fs::write(path, svg).with_context(|| format!("{}: cannot write", path.display()))?;
+    papersim::directory::write_report(path, svg.as_bytes())?;
     Ok(())
 }
 
@@ -416,7 +415,7 @@ fn nothing_ran(r: &BenchReport, path: &Path) -> Result<()> {
         }
         root.present().map_err(plot_err)?;
     }
-    std::fs::write(path, svg).with_context(|| format!("{}: cannot write", path.display()))?;
+    papersim::directory::write_report(path, svg.as_bytes())?;
     Ok(())
 }
 

@@ -651,3 +651,86 @@ fn item10_caused_by_lines_only_add_to_the_message() {
     assert!(err.contains("\n  caused by: "), "{err}");
     assert!(snapshot(tmp.path()).keys().all(|k| !k.starts_with("lib/")));
 }
+
+/// The same rule as `embed -o` for the files `bench` writes where the user says
+/// (`--json`, `--plot`): a new file or a regular file is written, a symlink is never followed
+/// nor replaced, a FIFO never opened.
+#[test]
+fn item3_bench_reports_never_follow_a_symlink_or_replace_a_fifo() {
+    common::embedder();
+    let tmp = tempfile::tempdir().unwrap();
+    let saved = tmp.path().join("report.json");
+    let o = bin()
+        .args(["bench", "--devices", "cpu", "--dtypes", "f32"])
+        .args([
+            "--batch-sizes",
+            "2",
+            "--limit",
+            "3",
+            "--warmup",
+            "0",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert!(report.is_object());
+
+    let victim = write(&tmp.path().join("victim.txt"), "precious");
+    let link = tmp.path().join("link.json");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let fifo = tmp.path().join("fifo.svg");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for (flag, target, kind) in [
+        ("--json", &link, "symbolic link"),
+        ("--plot", &link, "symbolic link"),
+        ("--json", &fifo, "FIFO"),
+    ] {
+        let o = bin()
+            .args(["bench", "--quiet", "--report"])
+            .arg(&saved)
+            .arg(flag)
+            .arg(target)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{flag} {}: {err}",
+            target.display()
+        );
+        assert!(
+            err.contains(kind) && err.contains(target.to_str().unwrap()),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    // A regular file is replaced, and no temporary file is left beside it.
+    let o = bin()
+        .args(["bench", "--quiet", "--report"])
+        .arg(&saved)
+        .arg("--json")
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+}
