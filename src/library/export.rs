@@ -383,6 +383,19 @@ impl Exported {
         if same {
             return Ok(());
         }
+        // A library written before the fingerprint covered the weights records an older kind
+        // of fingerprint, which only the model files can confirm: say how to upgrade it.
+        let legacy_hint = if ours.id == theirs.id
+            && ours.dim == theirs.dim
+            && ours.pooling == theirs.pooling
+            && ours.max_seq_length == theirs.max_seq_length
+        {
+            ". If the library was written by a papersim whose model fingerprint did not yet \
+             cover the weights, run `papersim ingest` once with its model (any digest) to record \
+             the current fingerprint, then import again"
+        } else {
+            ""
+        };
         Err(import_err(
             &self.matrix,
             format!(
@@ -390,7 +403,7 @@ impl Exported {
                  fingerprint {}), but library {} holds vectors of model `{}` (dimension {}, {} \
                  pooling, max {} tokens, fingerprint {}); nothing was imported. Embed the digests \
                  with the library's model (`papersim embed --model {}`), or import into a new \
-                 library",
+                 library{legacy_hint}",
                 ours.id,
                 ours.dim,
                 ours.pooling,

@@ -503,11 +503,16 @@ impl Library {
     }
 
     /// Replaces the recorded fingerprint of the library's model with `fingerprint`, written by
-    /// the next commit (nothing is written for this alone). For a caller that has established
-    /// that the model in use is the recorded one under an older fingerprint scheme (the
-    /// library cannot tell: it knows nothing of models).
+    /// the next commit — even one that adds nothing else, so that one `ingest` with the model
+    /// upgrades the library (an `--embeddings` import, which loads no model, needs the current
+    /// fingerprint recorded). For a caller that has established that the model in use is the
+    /// recorded one under an older fingerprint scheme (the library cannot tell: it knows
+    /// nothing of models).
     pub fn record_model_fingerprint(&mut self, fingerprint: String) {
-        self.manifest.model.fingerprint = fingerprint;
+        if self.manifest.model.fingerprint != fingerprint {
+            self.manifest.model.fingerprint = fingerprint;
+            self.dirty = true;
+        }
     }
 
     /// The base generation's HNSW graph as stored (an empty one for a new library).
