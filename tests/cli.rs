@@ -398,3 +398,29 @@ fn a_fresh_machine_provisions_the_model_from_pypi() {
         .is_file());
     assert_eq!(stdout(&o).lines().count(), 1);
 }
+
+/// `info` reads the manifest and nothing else (#13: its cost does not grow with the library):
+/// it answers while the papers and vectors cannot be read, which `similar` reports.
+#[test]
+fn info_reads_the_manifest_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    common::copy_dir(common::seed_library(), &lib);
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(lib.join("manifest.json")).unwrap()).unwrap();
+    for key in ["papers", "embeddings"] {
+        let name = m["files"][key].as_str().unwrap();
+        std::fs::rename(lib.join(name), tmp.path().join(name)).unwrap();
+    }
+    let info = json(&lib, &["info"]);
+    assert_eq!(info["papers"], 79);
+    assert_eq!(info["generation"], m["generation"]);
+    let o = run_in(&lib, &["similar", DMD]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("papers.1.jsonl"), "{}", stderr(&o));
+    // A manifest it cannot read is still an error naming it.
+    std::fs::write(lib.join("manifest.json"), b"{ broken").unwrap();
+    let o = run_in(&lib, &["info"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("manifest.json"), "{}", stderr(&o));
+}

@@ -6,25 +6,27 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::output::printable;
-use super::{open_library, Global, InfoFormat};
+use super::{library_dir, Global, InfoFormat};
+use papersim::library::Library;
 
+/// Reads the manifest only, so that `info` costs the same at any library size.
 pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
-    let lib = open_library(g)?;
-    let m = lib.manifest();
+    let lib = Library::summary(&library_dir(g))?;
+    let m = &lib.manifest;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {
         InfoFormat::Json => {
             let doc = json!({
-                "library": lib.root(),
+                "library": lib.root,
                 "format_version": m.format_version,
                 "generation": m.generation,
                 "segments": m.segments.len(),
-                "papers": lib.len(),
+                "papers": m.papers,
                 "model": m.model,
                 "index": m.index,
                 "digests": m.digests,
-                "size_bytes": lib.size_on_disk(),
+                "size_bytes": lib.size_on_disk,
                 "updated": m.updated,
             });
             serde_json::to_writer_pretty(&mut out, &doc)?;
@@ -34,9 +36,9 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
             writeln!(
                 out,
                 "library     {}",
-                printable(&lib.root().display().to_string())
+                printable(&lib.root.display().to_string())
             )?;
-            writeln!(out, "papers      {}", lib.len())?;
+            writeln!(out, "papers      {}", m.papers)?;
             writeln!(out, "digests     {}", m.digests.len())?;
             writeln!(
                 out,
@@ -58,7 +60,7 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
             writeln!(
                 out,
                 "size        {:.1} MiB on disk (generation {}{})",
-                lib.size_on_disk() as f64 / 1048576.0,
+                lib.size_on_disk as f64 / 1048576.0,
                 m.generation,
                 match m.segments.len() {
                     0 => String::new(),

@@ -166,7 +166,96 @@ fn refuse_foreign_directory(root: &Path) -> Result<()> {
     ))
 }
 
+/// Checks what a manifest promises before any file it names is read: a format this papersim
+/// reads, file names inside the library, index parameters within their bounds, segments that
+/// add no more papers than the library holds. Returns the rows its segments add.
+fn check_manifest(root: &Path, manifest: &Manifest) -> Result<usize> {
+    let manifest_path = root.join(MANIFEST);
+    let bad = |reason: String| Error::Library {
+        path: manifest_path.clone(),
+        reason,
+    };
+    if !READABLE_FORMAT_VERSIONS.contains(&manifest.format_version) {
+        return Err(bad(format!(
+            "format version {} is not supported by this papersim (version {FORMAT_VERSION})",
+            manifest.format_version
+        )));
+    }
+    if manifest.generation == 0 {
+        // A new library's first commit had not finished: the empty library it started.
+        if manifest.papers != 0 || !manifest.segments.is_empty() {
+            return Err(bad(
+                "generation 0 (a new, empty library) cannot hold papers".into(),
+            ));
+        }
+        return Ok(0);
+    }
+    if let Some(name) = manifest
+        .file_names()
+        .find(|n| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
+    {
+        return Err(bad(format!("file name `{name}` escapes the library")));
+    }
+    // Every search would use these: refused here, with the way to mend them.
+    if let Some(o) = manifest.index.out_of_bounds() {
+        return Err(bad(format!(
+            "{o}; set it with `papersim index rebuild {} N`",
+            o.option
+        )));
+    }
+    manifest
+        .segments
+        .iter()
+        .try_fold(0usize, |sum, s| sum.checked_add(s.added))
+        .filter(|&rows| rows <= manifest.papers)
+        .ok_or_else(|| {
+            bad(format!(
+                "its segments add more papers than the library's {}",
+                manifest.papers
+            ))
+        })
+}
+
+/// Bytes on disk of the files `manifest` names in `root`, and the manifest itself.
+fn size_on_disk(root: &Path, manifest: &Manifest) -> u64 {
+    let mut total = 0;
+    for name in std::iter::once(MANIFEST).chain(manifest.file_names()) {
+        let path = root.join(name);
+        total += match fs::read_dir(&path) {
+            Ok(entries) => entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum::<u64>(),
+            Err(_) => fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+        };
+    }
+    total
+}
+
+/// What a library is, read from its manifest alone (for `info`): its cost does not grow with
+/// the papers it holds.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub root: PathBuf,
+    pub manifest: Manifest,
+    /// Bytes on disk of the files the manifest names, and the manifest itself.
+    pub size_on_disk: u64,
+}
+
 impl Library {
+    /// Reads and checks the manifest of the library in `root`, and nothing else: the papers,
+    /// vectors and indexes are not read (nor checked; `open` does that).
+    pub fn summary(root: &Path) -> Result<Summary> {
+        let manifest = Manifest::read(root)?;
+        check_manifest(root, &manifest)?;
+        Ok(Summary {
+            root: root.to_path_buf(),
+            size_on_disk: size_on_disk(root, &manifest),
+            manifest,
+        })
+    }
+
     /// Whether `root` holds a library.
     pub fn exists(root: &Path) -> bool {
         root.join(MANIFEST).is_file()
@@ -229,55 +318,16 @@ impl Library {
     }
 
     fn open_once(root: &Path, change: &dyn Fn(HnswParams) -> HnswParams) -> Result<Library> {
-        let manifest_path = root.join(MANIFEST);
         let mut manifest = Manifest::read(root)?;
         manifest.index = change(manifest.index);
-        let bad = |reason: String| Error::Library {
-            path: manifest_path.clone(),
-            reason,
-        };
-        if !READABLE_FORMAT_VERSIONS.contains(&manifest.format_version) {
-            return Err(bad(format!(
-                "format version {} is not supported by this papersim (version {FORMAT_VERSION})",
-                manifest.format_version
-            )));
-        }
+        let segment_rows = check_manifest(root, &manifest)?;
         if manifest.generation == 0 {
             // A new library's first commit had not finished: the empty library it started.
-            if manifest.papers != 0 || !manifest.segments.is_empty() {
-                return Err(bad(
-                    "generation 0 (a new, empty library) cannot hold papers".into(),
-                ));
-            }
             let mut lib = Library::create(root, manifest.model.clone(), manifest.index)?;
             lib.manifest = manifest;
             lib.dirty = false;
             return Ok(lib);
         }
-        if let Some(name) = manifest
-            .file_names()
-            .find(|n| n.is_empty() || n.contains(['/', '\\']) || n.starts_with('.'))
-        {
-            return Err(bad(format!("file name `{name}` escapes the library")));
-        }
-        // Every search would use these: refused here, with the way to mend them.
-        if let Some(o) = manifest.index.out_of_bounds() {
-            return Err(bad(format!(
-                "{o}; set it with `papersim index rebuild {} N`",
-                o.option
-            )));
-        }
-        let segment_rows = manifest
-            .segments
-            .iter()
-            .try_fold(0usize, |sum, s| sum.checked_add(s.added))
-            .filter(|&rows| rows <= manifest.papers)
-            .ok_or_else(|| {
-                bad(format!(
-                    "its segments add more papers than the library's {}",
-                    manifest.papers
-                ))
-            })?;
         let base_rows = manifest.papers - segment_rows;
         let dim = manifest.model.dim;
         let checksums = manifest.checksums.clone();
@@ -653,18 +703,6 @@ impl Library {
 
     /// Bytes on disk of the files the manifest names, and the manifest itself.
     pub fn size_on_disk(&self) -> u64 {
-        let mut total = 0;
-        for name in std::iter::once(MANIFEST).chain(self.manifest.file_names()) {
-            let path = self.root.join(name);
-            total += match fs::read_dir(&path) {
-                Ok(entries) => entries
-                    .flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum::<u64>(),
-                Err(_) => fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-            };
-        }
-        total
+        size_on_disk(&self.root, &self.manifest)
     }
 }
