@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::checksum::hex;
-use crate::directory::write_new;
+use crate::directory::write_new_or_replace;
 use crate::{Error, Result};
 
 /// The cache file's format; another version is ignored (and replaced on the next write).
@@ -205,16 +205,9 @@ fn record(path: &Path, canonical: PathBuf, stamp: Stamp, sha256: &str) {
     if fs::create_dir_all(dir).is_err() {
         return;
     }
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let tmp = dir.join(format!(".fingerprints.{}.{nanos}.tmp", std::process::id()));
-    // write_new creates the file or fails (removing only what it created); the temporary
-    // file is ours to remove only once it was written.
-    if write_new(&tmp, &bytes).is_ok() && fs::rename(&tmp, path).is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
+    // A temporary file of this process's own (created exclusively), renamed into place; a
+    // failure removes only that file and is ignored.
+    let _ = write_new_or_replace(path, &bytes, || Ok(()));
 }
 
 #[cfg(test)]

@@ -167,11 +167,16 @@ impl Library {
         manifest.updated = now();
         let named: BTreeSet<String> = manifest.file_names().map(str::to_string).collect();
         manifest.checksums.retain(|name, _| named.contains(name));
-        let bytes =
-            serde_json::to_vec_pretty(&manifest).map_err(|e| lib_err(&self.root, e.to_string()))?;
         // The commit point: the new manifest replaces the old one whole, or not at all.
-        write_atomically(&self.root.join(MANIFEST), &bytes)?;
+        self.write_manifest(&manifest)?;
         Ok(manifest)
+    }
+
+    /// Renames `manifest` into place as `manifest.json` (see [`write_atomically`]).
+    fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
+        let bytes =
+            serde_json::to_vec_pretty(manifest).map_err(|e| lib_err(&self.root, e.to_string()))?;
+        write_atomically(&self.root.join(MANIFEST), &bytes)
     }
 
     /// Writes the manifest of an empty library (generation 0) before a new library's first
@@ -190,9 +195,7 @@ impl Library {
         manifest.checksums.clear();
         manifest.format_version = FORMAT_VERSION;
         manifest.updated = now();
-        let bytes =
-            serde_json::to_vec_pretty(&manifest).map_err(|e| lib_err(&self.root, e.to_string()))?;
-        write_atomically(&self.root.join(MANIFEST), &bytes)
+        self.write_manifest(&manifest)
     }
 
     /// Removes generation files that neither the current manifest nor `previous` names (the
