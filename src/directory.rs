@@ -59,16 +59,20 @@ pub fn remove_leftover(path: &Path) -> Result<bool> {
     }
 }
 
-/// What a directory entry is, in words.
+/// What a directory entry is, in words, without an article (`symbolic link`, `FIFO (named
+/// pipe)`, `character device`, ...): every one takes "a".
 pub fn file_kind(t: &fs::FileType) -> &'static str {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
         if t.is_fifo() {
-            return "FIFO";
+            return "FIFO (named pipe)";
         }
-        if t.is_block_device() || t.is_char_device() {
-            return "device node";
+        if t.is_char_device() {
+            return "character device";
+        }
+        if t.is_block_device() {
+            return "block device";
         }
         if t.is_socket() {
             return "socket";

@@ -19,7 +19,7 @@
 //! of the very text the library would embed, or refuses the import.
 
 use std::collections::HashMap;
-use std::fs::{self, File, FileType, Metadata};
+use std::fs::{self, File, Metadata};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -29,7 +29,7 @@ use super::ingest::IngestPlan;
 use super::manifest::ModelInfo;
 use super::{npy, Library};
 use crate::digest::Digest;
-use crate::directory::write_new_or_replace;
+use crate::directory::{file_kind, write_new_or_replace};
 use crate::index::validate_vectors;
 use crate::paper::text_sha256;
 use crate::{Error, Result};
@@ -246,7 +246,7 @@ fn open_regular(path: &Path) -> Result<File> {
     if !meta.is_file() {
         return Err(import_err(
             path,
-            format!("is {}, not a regular file", describe(meta.file_type())),
+            format!("is a {}, not a regular file", file_kind(&meta.file_type())),
         ));
     }
     File::open(path).map_err(|e| Error::io(path, e))
@@ -555,9 +555,9 @@ fn check_target(path: &Path, target: Target, inputs: &[PathBuf]) -> Result<()> {
         return Err(refuse(
             path,
             format!(
-                "is {}, not a regular file; papersim writes its output only as a new file or \
+                "is a {}, not a regular file; papersim writes its output only as a new file or \
                  over its own earlier output: choose another path",
-                describe(kind)
+                file_kind(&kind)
             ),
         ));
     }
@@ -607,31 +607,6 @@ fn is_sidecar(head: &[u8]) -> bool {
     let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
     serde_json::from_slice::<HeaderMark>(first).is_ok()
         || serde_json::from_slice::<SidecarRow>(first).is_ok()
-}
-
-/// A file type in words, for messages.
-fn describe(kind: FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if kind.is_char_device() {
-            return "a character device";
-        }
-        if kind.is_block_device() {
-            return "a block device";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
-    }
-    if kind.is_dir() {
-        "a directory"
-    } else {
-        "not a regular file"
-    }
 }
 
 /// Whether two metadata describe one file (hard links and other names of it included).
