@@ -64,8 +64,8 @@ fn fit_and_upgrade(lib: &mut Library, files: &ModelFiles, model: &ModelInfo) -> 
 ///
 /// `load_embedder` is given the library's model id (`None` for a new library) and returns the
 /// encoder; everything that can fail without writing — the library, the model, whether they
-/// match — is checked before the write lock is taken, so such a failure leaves the directory,
-/// the lock file included, as it was. With `wait`, a busy library is waited for instead of
+/// match — is checked before the write lock is taken, so such a failure leaves the directory
+/// as it was. With `wait`, a busy library is waited for instead of
 /// refused. `reuse`: vectors the caller already has for every paper of `digests`, row-major in
 /// digest order (as `triage --ingest` has after ranking them), taken instead of embedding.
 pub fn ingest(

@@ -573,7 +573,7 @@ impl Library {
         let path = self.root.join(&self.manifest.files.graph);
         let loaded = HnswIndex::load(&path, self.manifest.index).map_err(|e| match e {
             // The graph is derived data: say how to get it back.
-            Error::Index { path, reason } if !reason.contains("index rebuild") => Error::Index {
+            Error::Index { path, reason } => Error::Index {
                 path,
                 reason: format!("{reason}; {}", format::REBUILD),
             },
