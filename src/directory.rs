@@ -216,7 +216,7 @@ pub struct WriteLock {
 
 impl WriteLock {
     /// Takes the lock of `root` (created if missing); with `wait`, blocks until the other
-    /// writer is done, else fails at once with [`Error::LibraryBusy`]. A directory this process
+    /// writer is done, else fails after a brief grace ([`BUSY_GRACE`]) with [`Error::LibraryBusy`]. A directory this process
     /// may not write (a read-only filesystem) fails here, before any work is done.
     pub fn acquire(root: &Path, wait: bool) -> Result<WriteLock> {
         fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
@@ -224,18 +224,34 @@ impl WriteLock {
         if wait {
             dir.lock().map_err(|e| Error::io(root, e))?;
         } else {
-            match dir.try_lock() {
-                Ok(()) => {}
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(Error::LibraryBusy {
-                        path: root.to_path_buf(),
-                    })
-                }
-                Err(fs::TryLockError::Error(e)) => return Err(Error::io(root, e)),
-            }
+            try_lock_briefly(&dir, root)?;
         }
         check_writable(root)?;
         Ok(WriteLock { _dir: dir })
+    }
+}
+
+/// How long a non-waiting writer retries before reporting [`Error::LibraryBusy`]. A lock can
+/// look held for a moment after its writer let go: a process that forks (any thread spawning a
+/// child) shares the lock's open file with the child until the child's `exec` closes it. A
+/// real second writer holds it for seconds; this grace only absorbs that window.
+const BUSY_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+fn try_lock_briefly(dir: &File, root: &Path) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        match dir.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < BUSY_GRACE => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::LibraryBusy {
+                    path: root.to_path_buf(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(root, e)),
+        }
     }
 }
 

@@ -183,7 +183,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// Ingests `digests` into the library at `root` (created if needed) in this process, as
 /// `papersim ingest` does: lock, open or create, embed the new papers, commit.
 pub fn ingest(root: &Path, digests: &[Digest]) -> IngestReport {
-    let lock = WriteLock::acquire(root, false).unwrap();
+    // Waits, as `ingest --wait` does: tests in other threads spawn processes, and a child
+    // shares this process's lock until its exec.
+    let lock = WriteLock::acquire(root, true).unwrap();
     let embedder = embedder();
     let mut lib = if Library::exists(root) {
         Library::open(root).unwrap()
