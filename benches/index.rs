@@ -432,7 +432,7 @@ impl Fixture {
                 papersim::pipeline::model_info(self.embedder.files())?,
                 HnswParams::default(),
             )?;
-            lib.add_embedded(self.library_papers(), self.exact.vectors())?;
+            lib.add_embedded(self.library_papers(), &self.exact.vectors())?;
             lib.commit(&lock)?;
             Ok(lib.size_on_disk())
         });

@@ -1,5 +1,8 @@
 //! Exact (brute-force) search: every query scores every stored row.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use super::{dot, normalized_query, validate_vectors, Hit, TopK, VectorIndex};
@@ -10,12 +13,35 @@ const PARALLEL_ROWS: usize = 20_000;
 /// Rows per parallel work item.
 const ROWS_PER_CHUNK: usize = 4_096;
 
+/// Rows kept outside the index's own memory, read-only: a memory-mapped file of the library,
+/// so that opening a library costs nothing per paper. Whoever hands them over vouches that
+/// they were checked ([`validate_vectors`]) when written.
+pub type SharedRows = Arc<dyn AsRef<[f32]> + Send + Sync>;
+
 /// A flat, row-major array of unit vectors searched exhaustively. Exact, with O(len·dim) work
-/// per query.
-#[derive(Debug, Clone, PartialEq)]
+/// per query. The first rows may be [`SharedRows`] (a library's base generation, mapped); the
+/// rest, and every row once one is replaced, live in the index's own memory.
+#[derive(Clone)]
 pub struct ExactIndex {
     dim: usize,
+    shared: Option<SharedRows>,
     data: Vec<f32>,
+}
+
+impl std::fmt::Debug for ExactIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExactIndex")
+            .field("dim", &self.dim)
+            .field("shared_rows", &self.shared_rows())
+            .field("own_rows", &(self.data.len() / self.dim.max(1)))
+            .finish()
+    }
+}
+
+impl PartialEq for ExactIndex {
+    fn eq(&self, other: &Self) -> bool {
+        self.dim == other.dim && self.vectors() == other.vectors()
+    }
 }
 
 impl ExactIndex {
@@ -23,6 +49,7 @@ impl ExactIndex {
     pub fn new(dim: usize) -> Self {
         ExactIndex {
             dim,
+            shared: None,
             data: Vec::new(),
         }
     }
@@ -30,12 +57,55 @@ impl ExactIndex {
     /// An index holding `vectors` (row-major) as rows 0.., after [`validate_vectors`].
     pub fn from_vectors(dim: usize, vectors: Vec<f32>) -> Result<Self> {
         validate_vectors(&vectors, dim, 0)?;
-        Ok(ExactIndex { dim, data: vectors })
+        Ok(ExactIndex {
+            dim,
+            shared: None,
+            data: vectors,
+        })
     }
 
-    /// All stored vectors, row-major.
-    pub fn vectors(&self) -> &[f32] {
-        &self.data
+    /// An index whose rows 0.. are `rows`, used where they are (not copied, not re-checked:
+    /// at a million papers checking every vector would cost what mapping them saves). Only
+    /// their shape is checked.
+    pub fn from_shared(dim: usize, rows: SharedRows) -> Result<Self> {
+        let len = (*rows).as_ref().len();
+        if dim == 0 || !len.is_multiple_of(dim) {
+            return Err(crate::Error::InvalidVector {
+                row: 0,
+                reason: format!("{len} values are not whole vectors of dimension {dim}"),
+            });
+        }
+        Ok(ExactIndex {
+            dim,
+            shared: Some(rows),
+            data: Vec::new(),
+        })
+    }
+
+    fn shared_slice(&self) -> &[f32] {
+        self.shared.as_ref().map_or(&[], |s| (**s).as_ref())
+    }
+
+    fn shared_rows(&self) -> usize {
+        self.shared_slice().len() / self.dim.max(1)
+    }
+
+    /// All stored vectors, row-major: borrowed when they lie in one place, else copied.
+    pub fn vectors(&self) -> Cow<'_, [f32]> {
+        self.rows_from(0)
+    }
+
+    /// The vectors of rows `first_row..`, row-major (borrowed when they lie in one place).
+    pub fn rows_from(&self, first_row: usize) -> Cow<'_, [f32]> {
+        let shared = self.shared_slice();
+        let start = (first_row * self.dim).min(shared.len() + self.data.len());
+        if start >= shared.len() {
+            Cow::Borrowed(&self.data[start - shared.len()..])
+        } else if self.data.is_empty() {
+            Cow::Borrowed(&shared[start..])
+        } else {
+            Cow::Owned([&shared[start..], &self.data[..]].concat())
+        }
     }
 
     /// The vector stored at row `i`.
@@ -43,7 +113,13 @@ impl ExactIndex {
     /// # Panics
     /// If `i >= len()`.
     pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
+        let shared = self.shared_rows();
+        if i < shared {
+            &self.shared_slice()[i * self.dim..(i + 1) * self.dim]
+        } else {
+            let i = i - shared;
+            &self.data[i * self.dim..(i + 1) * self.dim]
+        }
     }
 
     /// Replaces the vector of row `i` (a paper whose text changed), after [`validate_vectors`].
@@ -60,6 +136,12 @@ impl ExactIndex {
                 ),
             });
         }
+        if i < self.shared_rows() {
+            // Shared rows are read-only: the index takes its own copy of every row first.
+            self.data = self.vectors().into_owned();
+            self.shared = None;
+        }
+        let i = i - self.shared_rows();
         self.data[i * self.dim..(i + 1) * self.dim].copy_from_slice(vector);
         Ok(())
     }
@@ -73,16 +155,31 @@ impl ExactIndex {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let rows = &self.data[first_row * self.dim..];
-        let top = if rows.len() / self.dim > PARALLEL_ROWS {
+        let shared = self.shared_slice();
+        let split = self.shared_rows();
+        let mut top = TopK::new(k);
+        if first_row < split {
+            top = top.merge(self.scan_rows(&query, &shared[first_row * self.dim..], first_row, k));
+        }
+        let own_first = first_row.max(split);
+        let own = &self.data[(own_first - split) * self.dim..];
+        if !own.is_empty() {
+            top = top.merge(self.scan_rows(&query, own, own_first, k));
+        }
+        Ok(top.into_sorted())
+    }
+
+    /// Top-k of the contiguous rows `rows`, whose first row is `first_row`: in parallel when
+    /// there are many.
+    fn scan_rows(&self, query: &[f32], rows: &[f32], first_row: usize, k: usize) -> TopK {
+        if rows.len() / self.dim > PARALLEL_ROWS {
             rows.par_chunks(ROWS_PER_CHUNK * self.dim)
                 .enumerate()
-                .map(|(c, chunk)| self.scan(&query, chunk, first_row + c * ROWS_PER_CHUNK, k))
+                .map(|(c, chunk)| self.scan(query, chunk, first_row + c * ROWS_PER_CHUNK, k))
                 .reduce(|| TopK::new(k), TopK::merge)
         } else {
-            self.scan(&query, rows, first_row, k)
-        };
-        Ok(top.into_sorted())
+            self.scan(query, rows, first_row, k)
+        }
     }
 
     /// Top-k of the rows in `chunk`, whose first row is `first_row`.
@@ -104,7 +201,9 @@ impl VectorIndex for ExactIndex {
     }
 
     fn len(&self) -> usize {
-        self.data.len().checked_div(self.dim).unwrap_or(0)
+        (self.shared_slice().len() + self.data.len())
+            .checked_div(self.dim)
+            .unwrap_or(0)
     }
 
     fn add(&mut self, vectors: &[f32]) -> Result<()> {
@@ -157,6 +256,37 @@ mod tests {
     }
 
     #[test]
+    fn shared_rows_then_own_rows_search_as_one_array() {
+        let dim = 16;
+        let n = PARALLEL_ROWS + 2 * ROWS_PER_CHUNK + 5;
+        let data = testutil::clustered(7, n + 300, dim, 12, 1.0);
+        let whole = ExactIndex::from_vectors(dim, data.clone()).unwrap();
+        let shared: SharedRows = Arc::new(data[..n * dim].to_vec());
+        let mut split = ExactIndex::from_shared(dim, shared).unwrap();
+        split.add(&data[n * dim..]).unwrap();
+        assert_eq!(split.len(), whole.len());
+        assert_eq!(split, whole);
+        assert_eq!(split.row(n - 1), whole.row(n - 1));
+        assert_eq!(split.row(n), whole.row(n));
+        assert_eq!(&*split.rows_from(n - 2), &data[(n - 2) * dim..]);
+        let mut rng = testutil::Rng::new(9);
+        for first in [0, n - 3, n, n + 299] {
+            let q = testutil::random_unit(&mut rng, dim);
+            assert_eq!(
+                split.search_from(&q, 10, first).unwrap(),
+                whole.search_from(&q, 10, first).unwrap(),
+                "from row {first}"
+            );
+        }
+        // Replacing a shared row copies the rows into the index's own memory first.
+        let v = whole.row(3).to_vec();
+        split.set_row(0, &v).unwrap();
+        assert_eq!(split.row(0), &v[..]);
+        assert_eq!(split.row(1), whole.row(1));
+        assert!(ExactIndex::from_shared(dim, Arc::new(vec![0.0; dim + 1])).is_err());
+    }
+
+    #[test]
     fn parallel_path_matches_serial() {
         let dim = 8;
         let n = PARALLEL_ROWS + 3 * ROWS_PER_CHUNK + 17;
@@ -164,7 +294,7 @@ mod tests {
         let index = ExactIndex::from_vectors(dim, data).unwrap();
         let q = index.row(12_345).to_vec();
         let got = index.search(&q, 25).unwrap();
-        let want = index.scan(&q, index.vectors(), 0, 25).into_sorted();
+        let want = index.scan(&q, &index.vectors(), 0, 25).into_sorted();
         assert_eq!(got, want);
         assert_eq!(got[0].row, 12_345);
     }

@@ -5,11 +5,14 @@
 use std::fs;
 use std::path::Path;
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use super::manifest::FileSum;
 use super::npy;
 use super::record::Paper;
+use crate::index::SharedRows;
 use crate::{Error, Result};
 
 /// What to do about a damaged papers or embeddings file: they hold the library's data, which
@@ -27,27 +30,39 @@ pub(crate) const REBUILD: &str =
 pub(crate) fn read_checked(path: &Path, sum: Option<&FileSum>, remedy: &str) -> Result<Vec<u8>> {
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
     if let Some(sum) = sum {
-        let got = FileSum::of(&bytes);
-        if got.len != sum.len {
-            return Err(Error::Library {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "is {} bytes long, but papersim wrote {} (manifest.json records its length): the file was truncated or replaced; {remedy}",
-                    got.len, sum.len
-                ),
-            });
-        }
-        if got.crc32 != sum.crc32 {
-            return Err(Error::Library {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "is damaged: its CRC-32 is {:08x}, but papersim wrote {:08x} (manifest.json records it); {remedy}",
-                    got.crc32, sum.crc32
-                ),
-            });
-        }
+        check_len(path, bytes.len() as u64, sum, remedy)?;
+        check_crc(path, &bytes, sum, remedy)?;
     }
     Ok(bytes)
+}
+
+/// Refuses a file whose length is not the one papersim wrote.
+fn check_len(path: &Path, len: u64, sum: &FileSum, remedy: &str) -> Result<()> {
+    if len != sum.len {
+        return Err(Error::Library {
+            path: path.to_path_buf(),
+            reason: format!(
+                "is {len} bytes long, but papersim wrote {} (manifest.json records its length): the file was truncated or replaced; {remedy}",
+                sum.len
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a file whose bytes do not have the CRC-32 papersim wrote.
+pub(crate) fn check_crc(path: &Path, bytes: &[u8], sum: &FileSum, remedy: &str) -> Result<()> {
+    let crc32 = crc32fast::hash(bytes);
+    if crc32 != sum.crc32 {
+        return Err(Error::Library {
+            path: path.to_path_buf(),
+            reason: format!(
+                "is damaged: its CRC-32 is {crc32:08x}, but papersim wrote {:08x} (manifest.json records it); {remedy}",
+                sum.crc32
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Reads a papers file: one JSON record a line.
@@ -84,6 +99,83 @@ pub(crate) fn read_vectors(
         path: path.to_path_buf(),
         reason,
     })?;
+    check_shape(path, (got_rows, cols), rows, dim, what)?;
+    Ok(data)
+}
+
+/// Mapped vectors files up to this size are checked against their CRC-32 when a library is
+/// opened (at most about 10 ms here: 43,000 papers of dimension 384). Larger ones are opened
+/// by their header and length alone, so that opening a million papers costs no more than
+/// opening a thousand; their CRC-32 is checked before anything is derived from them (a full
+/// commit, an index rebuild: see [`MappedVectors::unverified`]), so damage is never sealed
+/// under a fresh checksum.
+pub(crate) const VERIFY_ON_OPEN_BYTES: u64 = 64 << 20;
+
+/// A vectors file opened in place ([`npy::MappedF32`]), or read when it cannot be mapped.
+pub(crate) struct MappedVectors {
+    pub rows: SharedRows,
+    /// The mapping, its path and checksum, while its CRC-32 has not been checked.
+    pub unverified: Option<(std::path::PathBuf, FileSum, Arc<npy::MappedF32>)>,
+}
+
+impl MappedVectors {
+    /// Checks the CRC-32 of a mapping that was opened unchecked (once).
+    pub fn verify(&mut self) -> Result<()> {
+        if let Some((path, sum, map)) = self.unverified.take() {
+            check_crc(&path, map.file_bytes(), &sum, RESTORE)?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens an embeddings file that must hold `rows` vectors of dimension `dim` where it lies
+/// (see [`npy::MappedF32`]); its length is checked now, its CRC-32 now when it is small (see
+/// [`VERIFY_ON_OPEN_BYTES`]). Falls back to [`read_vectors`] when the file cannot be used in
+/// place.
+pub(crate) fn map_vectors(
+    path: &Path,
+    sum: Option<&FileSum>,
+    rows: usize,
+    dim: usize,
+    what: &str,
+) -> Result<MappedVectors> {
+    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if let Some(sum) = sum {
+        check_len(path, len, sum, RESTORE)?;
+    }
+    let Ok(map) = npy::MappedF32::map(&file) else {
+        // The reader names what is wrong with the file (or reads one that is merely unaligned).
+        let data = read_vectors(path, sum, rows, dim, what)?;
+        return Ok(MappedVectors {
+            rows: Arc::new(data),
+            unverified: None,
+        });
+    };
+    check_shape(path, map.shape(), rows, dim, what)?;
+    let map = Arc::new(map);
+    let unverified = match sum {
+        Some(sum) if len <= VERIFY_ON_OPEN_BYTES => {
+            check_crc(path, map.file_bytes(), sum, RESTORE)?;
+            None
+        }
+        Some(sum) => Some((path.to_path_buf(), *sum, map.clone())),
+        None => None,
+    };
+    Ok(MappedVectors {
+        rows: map,
+        unverified,
+    })
+}
+
+fn check_shape(
+    path: &Path,
+    shape: (usize, usize),
+    rows: usize,
+    dim: usize,
+    what: &str,
+) -> Result<()> {
+    let (got_rows, cols) = shape;
     if got_rows != rows || cols != dim {
         return Err(Error::Library {
             path: path.to_path_buf(),
@@ -92,7 +184,7 @@ pub(crate) fn read_vectors(
             ),
         });
     }
-    Ok(data)
+    Ok(())
 }
 
 pub(crate) fn papers_jsonl(papers: &[&Paper]) -> Result<Vec<u8>> {

@@ -43,7 +43,7 @@ use std::sync::OnceLock;
 pub use crate::directory::WriteLock;
 use crate::index::lexical::{paper_text, LexicalIndex};
 use crate::index::{
-    search_layered, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex, EXACT_THRESHOLD,
+    prefer_graph_in_memory, search_layered, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex,
 };
 use crate::paper::normalize_title;
 use crate::{Error, Result};
@@ -58,11 +58,12 @@ pub mod npy;
 pub mod record;
 mod writer;
 
-use format::{read_checked, read_papers, read_vectors};
+use format::{map_vectors, read_checked, read_papers, read_vectors, MappedVectors};
 pub use ingest::{
     IdentityNote, IdentityOutcome, IngestPlan, IngestReport, NewPaper, MAX_PAPERS_PER_TITLE,
 };
 use manifest::now;
+use manifest::FileSum;
 pub use manifest::{
     DigestRecord, GenerationFiles, Manifest, ModelInfo, Segment, FORMAT_VERSION, MANIFEST,
     READABLE_FORMAT_VERSIONS,
@@ -73,7 +74,9 @@ pub use record::{Paper, SeenIn};
 /// How a search picks its index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SearchMode {
-    /// Exact below [`EXACT_THRESHOLD`] papers, HNSW above.
+    /// By cost ([`prefer_graph_in_memory`]): the HNSW graph when the process already holds it
+    /// and the library is large, else the exact scan of the mapped vectors, since loading the
+    /// graph costs far more than the few scans a command makes.
     #[default]
     Auto,
     Exact,
@@ -97,6 +100,10 @@ pub struct Library {
     committed_rows: usize,
     /// Committed rows whose records changed since the library was opened (new sightings).
     changed: BTreeSet<usize>,
+    /// The base vectors' mapping while its CRC-32 is unchecked (a large library opened for
+    /// reading, see [`format::VERIFY_ON_OPEN_BYTES`]): checked before anything is derived
+    /// from it.
+    unverified: Option<(PathBuf, FileSum, std::sync::Arc<npy::MappedF32>)>,
     /// The HNSW graph of rows `0..graph.len()`, loaded on first use; rows after it are searched
     /// exactly until a full commit inserts them.
     graph: OnceLock<HnswIndex>,
@@ -345,20 +352,18 @@ impl Library {
                 ),
             });
         }
-        let mut vectors = ExactIndex::from_vectors(
+        let base_vectors = map_vectors(
+            &emb_path,
+            sum(&manifest.files.embeddings),
+            base_rows,
             dim,
-            read_vectors(
-                &emb_path,
-                sum(&manifest.files.embeddings),
-                base_rows,
-                dim,
-                "the library has",
-            )?,
-        )
-        .map_err(|e| Error::Library {
-            path: emb_path.clone(),
-            reason: e.to_string(),
-        })?;
+            "the library has",
+        )?;
+        let mut vectors =
+            ExactIndex::from_shared(dim, base_vectors.rows).map_err(|e| Error::Library {
+                path: emb_path.clone(),
+                reason: e.to_string(),
+            })?;
         let mut by_id: HashMap<String, usize> = HashMap::with_capacity(manifest.papers);
         for (row, p) in papers.iter().enumerate() {
             if by_id.insert(p.id.clone(), row).is_some() {
@@ -446,6 +451,7 @@ impl Library {
             by_title,
             base_rows,
             changed: BTreeSet::new(),
+            unverified: base_vectors.unverified,
             graph: OnceLock::new(),
             lexical: OnceLock::new(),
             full_rewrite: false,
@@ -483,6 +489,7 @@ impl Library {
             base_rows: 0,
             committed_rows: 0,
             changed: BTreeSet::new(),
+            unverified: None,
             graph: OnceLock::new(),
             lexical: OnceLock::new(),
             full_rewrite: true,
@@ -606,7 +613,7 @@ impl Library {
         let use_hnsw = match mode {
             SearchMode::Exact => false,
             SearchMode::Hnsw => true,
-            SearchMode::Auto => self.len() >= EXACT_THRESHOLD,
+            SearchMode::Auto => self.graph.get().is_some() && prefer_graph_in_memory(self.len()),
         };
         if use_hnsw {
             search_layered(self.hnsw()?, &self.vectors, query, k)
@@ -680,10 +687,25 @@ impl Library {
         self.policy.full_commit(self.commit_shape(extra))
     }
 
+    /// Checks the CRC-32 of base vectors that were opened unchecked, before anything is derived
+    /// from them (a full generation, a graph): damage is refused, never sealed under a fresh
+    /// checksum.
+    pub(crate) fn verify_vectors(&mut self) -> Result<()> {
+        if let Some(unverified) = self.unverified.take() {
+            MappedVectors {
+                rows: unverified.2.clone(),
+                unverified: Some(unverified),
+            }
+            .verify()?;
+        }
+        Ok(())
+    }
+
     /// Rebuilds the HNSW graph from the stored vectors (with new parameters if given).
     pub fn rebuild_index(&mut self, params: HnswParams) -> Result<()> {
+        self.verify_vectors()?;
         let mut graph = HnswIndex::new(self.dim(), params, self.len().max(1024))?;
-        graph.add(self.vectors.vectors())?;
+        graph.add(&self.vectors.vectors())?;
         self.manifest.index = params;
         self.graph = OnceLock::new();
         let _ = self.graph.set(graph);

@@ -95,6 +95,63 @@ pub fn read_f32(mut file: impl Read, file_len: u64) -> Result<(Vec<f32>, usize, 
     Ok((data, rows, cols))
 }
 
+/// A `.npy` f32 matrix memory-mapped where it lies: opening it reads the header only, and its
+/// pages are read when a search touches them. The library never changes a file it wrote, only
+/// replaces it by renaming, so the mapping stays valid while it is open.
+pub struct MappedF32 {
+    map: memmap2::Mmap,
+    start: usize,
+    rows: usize,
+    cols: usize,
+}
+
+impl MappedF32 {
+    /// Maps `file`. Fails (as text) on a header [`decode_f32`] refuses, a body of the wrong
+    /// length, or data that cannot be used in place: not 4-byte aligned (papersim aligns to 64
+    /// bytes, as NumPy does) or a big-endian machine. Callers then read the file instead.
+    pub fn map(file: &std::fs::File) -> Result<MappedF32, String> {
+        // SAFETY: the mapping is read-only and papersim never writes a file it has named in a
+        // manifest (files are created new and replaced by rename); a file truncated by another
+        // program while mapped is outside what the library can protect against, as for any
+        // reader of a file another program destroys.
+        let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| e.to_string())?;
+        let head = &map[..map.len().min(MAX_HEADER as usize)];
+        let (start, rows, cols) = decode_header(head)?;
+        let expected = body_len(rows, cols)?;
+        if map.len() - start != expected {
+            return Err(truncated(rows, cols, expected, map.len() - start));
+        }
+        if cfg!(target_endian = "big") || !(map.as_ptr() as usize + start).is_multiple_of(4) {
+            return Err("the matrix cannot be used in place (unaligned or big-endian)".into());
+        }
+        Ok(MappedF32 {
+            map,
+            start,
+            rows,
+            cols,
+        })
+    }
+
+    /// The whole file, header included (what its checksum covers).
+    pub fn file_bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+}
+
+impl AsRef<[f32]> for MappedF32 {
+    fn as_ref(&self) -> &[f32] {
+        let body = &self.map[self.start..];
+        // SAFETY: `map` checked that the body starts 4-byte aligned, holds exactly rows × cols
+        // f32 values, and that this machine is little-endian like the file; every bit
+        // pattern is a valid f32, and the mapping lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(body.as_ptr().cast::<f32>(), self.rows * self.cols) }
+    }
+}
+
 /// The bytes of a `rows × cols` f32 body.
 fn body_len(rows: usize, cols: usize) -> Result<usize, String> {
     rows.checked_mul(cols)

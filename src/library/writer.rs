@@ -89,6 +89,7 @@ impl Library {
     /// papers added since the base generation inserted) and the lexical index. Returns the
     /// manifest that names it.
     fn write_generation(&mut self, generation: u64) -> Result<Manifest> {
+        self.verify_vectors()?;
         let [papers, embeddings, lexical, graph] = generation_names(generation);
         let files = GenerationFiles {
             papers,
@@ -105,7 +106,7 @@ impl Library {
         write(&files.papers, &papers_jsonl(&all)?)?;
         write(
             &files.embeddings,
-            &npy::encode_f32(self.vectors.vectors(), self.len(), self.dim()),
+            &npy::encode_f32(&self.vectors.vectors(), self.len(), self.dim()),
         )?;
         let lexical = self.lexical()?.to_bytes();
         if let Some(name) = &files.lexical {
@@ -115,9 +116,9 @@ impl Library {
             Some(g) => g,
             None => self.load_graph()?,
         };
-        let covered = graph.len() * self.dim();
+        let covered = graph.len();
         let saved = graph
-            .add(&self.vectors.vectors()[covered..])
+            .add(&self.vectors.rows_from(covered))
             .and_then(|()| graph.save(&self.root.join(&files.graph)));
         // Kept whether or not the write worked: the graph is only ever extended, and search
         // covers whatever rows it does not hold exactly.
@@ -145,8 +146,11 @@ impl Library {
         let embeddings = if added.is_empty() {
             None
         } else {
-            let data = &self.vectors.vectors()[self.committed_rows * self.dim()..];
-            write(&embeddings, &npy::encode_f32(data, added.len(), self.dim()))?;
+            let data = self.vectors.rows_from(self.committed_rows);
+            write(
+                &embeddings,
+                &npy::encode_f32(&data, added.len(), self.dim()),
+            )?;
             Some(embeddings)
         };
         manifest.segments.push(Segment {
