@@ -204,7 +204,7 @@ fn evaluate(
         .unwrap();
         let hit: Vec<bool> = ranked
             .iter()
-            .map(|r| relevant.contains(&lib.papers()[r.row].id))
+            .map(|r| relevant.contains(&lib.papers().unwrap()[r.row].id))
             .collect();
         let p10 = hit.iter().take(10).filter(|&&h| h).count() as f64 / 10.0;
         let dcg: f64 = hit
@@ -376,7 +376,9 @@ fn main() {
         for (i, (row, word)) in lookups.iter().enumerate() {
             let ranked = rank::query(&lib, word, Some(word_vecs.row(i)), &opts(10), mode).unwrap();
             let id = &corpus[*row].id;
-            let pos = ranked.iter().position(|r| &lib.papers()[r.row].id == id);
+            let pos = ranked
+                .iter()
+                .position(|r| &lib.papers().unwrap()[r.row].id == id);
             first += usize::from(pos == Some(0));
             top10 += usize::from(pos.is_some());
         }
@@ -500,11 +502,11 @@ fn main() {
         let top5 = rank::similar(&seed, dmd_row, &opts(5), mode).unwrap();
         let hits = top5
             .iter()
-            .filter(|r| dmd_expected.contains(&seed.papers()[r.row].title.as_str()))
+            .filter(|r| dmd_expected.contains(&seed.papers().unwrap()[r.row].title.as_str()))
             .count();
         let first = |text: &str, v: &[f32]| {
             let r = rank::query(&seed, text, Some(v), &opts(1), mode).unwrap();
-            seed.papers()[r[0].row].title.clone()
+            seed.papers().unwrap()[r[0].row].title.clone()
         };
         let spec_first = first(spec, spec_vec.row(0));
         let rtl_first = first("RTL", rtl_vec.row(0));
@@ -526,7 +528,7 @@ fn main() {
     let lex = seed.lexical().unwrap();
     let mut pairs: Vec<f64> = Vec::new();
     for row in 0..seed.len() {
-        let s = lex.similarities(&lex.query(&seed.lexical_text(row)));
+        let s = lex.similarities(&lex.query(&seed.lexical_text(row).unwrap()));
         pairs.extend(
             s.iter()
                 .enumerate()
@@ -610,7 +612,7 @@ fn main() {
     let rows: Vec<usize> = (0..200).map(|_| rng.below(lib.len())).collect();
     let texts: Vec<String> = rows
         .iter()
-        .map(|&r| lib.papers()[r].title.clone())
+        .map(|&r| lib.papers().unwrap()[r].title.clone())
         .collect();
     out(format!(
         "\n### Latency: library of {} papers ({} with real embeddings; {} with real titles and abstracts but perturbed copies of real vectors, not model embeddings)\n",

@@ -77,7 +77,13 @@ fn assert_same_library(imported: &Path, embedded: &Path) -> Vec<String> {
     let a = Library::open(imported).unwrap();
     let b = Library::open(embedded).unwrap();
     assert_eq!(a.manifest().model, b.manifest().model);
-    let ids = |l: &Library| l.papers().iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+    let ids = |l: &Library| {
+        l.papers()
+            .unwrap()
+            .iter()
+            .map(|p| p.id.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&a), ids(&b), "ids or their order differ");
     let mut lowest = 1.0f32;
     for row in 0..a.len() {
@@ -85,7 +91,7 @@ fn assert_same_library(imported: &Path, embedded: &Path) -> Vec<String> {
         assert!(
             c >= 0.9999,
             "row {row} ({}): cosine {c}",
-            a.papers()[row].id
+            a.papers().unwrap()[row].id
         );
         lowest = lowest.min(c);
     }

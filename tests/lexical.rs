@@ -140,9 +140,9 @@ fn a_lexical_query_of_unknown_or_common_words_is_a_clear_error() {
 
 fn lexical_top(lib: &Library, row: usize) -> Vec<(String, f32)> {
     let lex = lib.lexical().unwrap();
-    lex.search(&lex.query(&lib.lexical_text(row)), 10)
+    lex.search(&lex.query(&lib.lexical_text(row).unwrap()), 10)
         .into_iter()
-        .map(|h| (lib.papers()[h.row].id.clone(), h.score))
+        .map(|h| (lib.papers().unwrap()[h.row].id.clone(), h.score))
         .collect()
 }
 
@@ -193,8 +193,8 @@ fn incremental_ingest_gives_the_same_lexical_results_as_one_go() {
     assert_eq!(inc.manifest().generation, 4, "one generation per digest");
     assert_eq!(inc.lexical().unwrap().len(), inc.len());
     for row in 0..once.len() {
-        let id = &once.papers()[row].id;
-        let inc_row = inc.row_of_id(id).unwrap();
+        let id = &once.papers().unwrap()[row].id;
+        let inc_row = inc.row_of_id(id).unwrap().unwrap();
         assert_eq!(lexical_top(&inc, inc_row), lexical_top(&once, row), "{id}");
         assert_eq!(
             lexical_top(&once, row)[0].0,

@@ -19,15 +19,15 @@ fn exact_top10(lib: &Library, row: usize) -> Vec<String> {
     lib.search(lib.vector(row), 11, SearchMode::Exact)
         .unwrap()
         .into_iter()
-        .map(|h| lib.papers()[h.row].id.clone())
+        .map(|h| lib.papers().unwrap()[h.row].id.clone())
         .collect()
 }
 
 fn lexical_top10(lib: &Library, row: usize) -> Vec<(String, f32)> {
     let lex = lib.lexical().unwrap();
-    lex.search(&lex.query(&lib.lexical_text(row)), 10)
+    lex.search(&lex.query(&lib.lexical_text(row).unwrap()), 10)
         .into_iter()
-        .map(|h| (lib.papers()[h.row].id.clone(), h.score))
+        .map(|h| (lib.papers().unwrap()[h.row].id.clone(), h.score))
         .collect()
 }
 
@@ -57,11 +57,16 @@ fn incremental_equals_one_go_and_every_paper_is_stored_once() {
     let one = Library::open(&together).unwrap();
     assert_eq!(inc.len(), unique.len(), "each paper stored once");
     assert_eq!(inc.manifest().digests.len(), 68);
-    let seen: usize = inc.papers().iter().map(|p| p.seen_in.len()).sum();
+    let seen: usize = inc.papers().unwrap().iter().map(|p| p.seen_in.len()).sum();
     assert_eq!(seen, total, "every sighting remembered");
-    let repeated = inc.papers().iter().filter(|p| p.seen_in.len() > 1).count();
+    let repeated = inc
+        .papers()
+        .unwrap()
+        .iter()
+        .filter(|p| p.seen_in.len() > 1)
+        .count();
     assert!(repeated > 0);
-    for p in inc.papers().iter().filter(|p| p.seen_in.len() > 1) {
+    for p in inc.papers().unwrap().iter().filter(|p| p.seen_in.len() > 1) {
         assert!(p.first_seen() <= p.last_seen());
     }
 
@@ -71,8 +76,8 @@ fn incremental_equals_one_go_and_every_paper_is_stored_once() {
 
     // Incremental equals rebuilt: the same exact top-10 for every paper.
     for row in 0..one.len() {
-        let id = &one.papers()[row].id;
-        let inc_row = inc.row_of_id(id).unwrap();
+        let id = &one.papers().unwrap()[row].id;
+        let inc_row = inc.row_of_id(id).unwrap().unwrap();
         assert_eq!(
             exact_top10(&inc, inc_row),
             exact_top10(&one, row),
@@ -299,7 +304,7 @@ fn an_ingest_writes_a_segment_of_what_it_adds_not_the_library() {
             let top = lib.search(lib.vector(row), 1, mode).unwrap();
             assert_eq!(top[0].row, row, "{mode:?}");
         }
-        assert_eq!(lexical_top10(&lib, row)[0].0, lib.papers()[row].id);
+        assert_eq!(lexical_top10(&lib, row)[0].0, lib.papers().unwrap()[row].id);
     }
     drop(lib);
 
@@ -322,8 +327,8 @@ fn an_ingest_writes_a_segment_of_what_it_adds_not_the_library() {
         (0, again.papers.len(), None)
     );
     for p in &again.papers {
-        let row = lib.row_of_title(&p.title).unwrap();
-        assert_eq!(lib.papers()[row].seen_in.len(), 2, "{}", p.title);
+        let row = lib.row_of_title(&p.title).unwrap().unwrap();
+        assert_eq!(lib.papers().unwrap()[row].seen_in.len(), 2, "{}", p.title);
     }
     drop(lib);
 
@@ -357,9 +362,13 @@ fn an_ingest_writes_a_segment_of_what_it_adds_not_the_library() {
     let one = Library::open(&one_dir).unwrap();
     assert_eq!(inc.len(), one.len());
     for row in 0..one.len() {
-        let id = &one.papers()[row].id;
-        let inc_row = inc.row_of_id(id).unwrap();
-        assert_eq!(inc.papers()[inc_row], one.papers()[row], "{id}");
+        let id = &one.papers().unwrap()[row].id;
+        let inc_row = inc.row_of_id(id).unwrap().unwrap();
+        assert_eq!(
+            inc.papers().unwrap()[inc_row],
+            one.papers().unwrap()[row],
+            "{id}"
+        );
         assert_eq!(exact_top10(&inc, inc_row), exact_top10(&one, row), "{id}");
         assert_eq!(
             lexical_top10(&inc, inc_row),

@@ -19,3 +19,4 @@ mod library;
 mod model;
 mod reliability;
 mod safety;
+mod scale;

@@ -164,10 +164,10 @@ pub fn library_in(root: &Path, data: &[u8]) -> Outcome {
     let mut outcome = Outcome::Opened;
     let n = lib.len();
     assert_eq!(lib.manifest().papers, n);
-    for (row, p) in lib.papers().iter().enumerate() {
+    for (row, p) in lib.papers().unwrap().iter().enumerate() {
         assert_eq!(lib.vector(row).len(), lib.dim());
-        assert_eq!(lib.row_of_id(&p.id), Some(row));
-        assert!(lib.row_of_title(&p.title).is_some());
+        assert_eq!(lib.row_of_id(&p.id).unwrap(), Some(row));
+        assert!(lib.row_of_title(&p.title).unwrap().is_some());
         let _ = (p.first_seen(), p.last_seen(), p.text());
     }
     let _ = lib.size_on_disk();

@@ -284,8 +284,9 @@ fn announce(g: &Global, embedder: &Embedder, texts: usize) {
     );
 }
 
+/// Opens the library for a command that only reads it: records are read as needed.
 fn open_library(g: &Global) -> Result<Library> {
-    Ok(Library::open(&library_dir(g))?)
+    Ok(Library::open_for_reading(&library_dir(g))?)
 }
 
 fn parse_opts(input_format: &str, date: Option<&str>) -> Result<ParseOptions> {

@@ -215,7 +215,7 @@ pub fn library_rows(
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let p = &lib.papers()[r.row];
+            let p = lib.paper(r.row)?;
             Ok(ResultRow {
                 rank: i + 1,
                 id: p.id.clone(),
@@ -224,10 +224,16 @@ pub fn library_rows(
                 date: p.first_seen().map(str::to_string),
                 digests: p.seen_in.iter().map(|s| s.digest.clone()).collect(),
                 url: p.url.clone(),
-                closest_like: r.closest_like.map(|c| Closest {
-                    id: lib.papers()[c].id.clone(),
-                    title: lib.papers()[c].title.clone(),
-                }),
+                closest_like: match r.closest_like {
+                    Some(c) => {
+                        let liked = lib.paper(c)?;
+                        Some(Closest {
+                            id: liked.id.clone(),
+                            title: liked.title.clone(),
+                        })
+                    }
+                    None => None,
+                },
                 explanation: match explain_with {
                     Some((embedder, target)) => Some(papersim::rank::best_sentence(
                         embedder,

@@ -42,8 +42,8 @@ pub(super) fn profile_refs(
 }
 
 /// The ids of library rows, for the JSON report.
-pub(super) fn ids(lib: &Library, rows: &[usize]) -> Vec<String> {
-    rows.iter().map(|&r| lib.papers()[r].id.clone()).collect()
+pub(super) fn ids(lib: &Library, rows: &[usize]) -> papersim::Result<Vec<String>> {
+    rows.iter().map(|&r| Ok(lib.paper(r)?.id.clone())).collect()
 }
 
 pub fn recommend(g: &Global, reader: &ProfileArgs, rank: &RankArgs) -> Result<()> {
@@ -66,7 +66,7 @@ pub fn recommend(g: &Global, reader: &ProfileArgs, rank: &RankArgs) -> Result<()
         embedder.as_ref().map(|e| (e, &target as ExplainTarget)),
     )?;
     let report = Report {
-        query: json!({"kind": "recommend", "like": ids(&lib, &like_rows), "unlike": ids(&lib, &unlike_rows), "profile": profile_path}),
+        query: json!({"kind": "recommend", "like": ids(&lib, &like_rows)?, "unlike": ids(&lib, &unlike_rows)?, "profile": profile_path}),
         results: rows,
     };
     print(&report, rank.format, "Recommended papers")

@@ -23,7 +23,7 @@ pub fn similar(g: &Global, paper: &str, rank: &RankArgs) -> Result<()> {
         &ranked,
         embedder.as_ref().map(|e| (e, &seed as ExplainTarget)),
     )?;
-    let p = &lib.papers()[row];
+    let p = lib.paper(row)?;
     let report = Report {
         query: json!({"kind": "similar", "id": p.id, "title": p.title}),
         results: rows,

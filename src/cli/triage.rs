@@ -72,7 +72,7 @@ pub fn triage(
     let mut rows = Vec::new();
     for (rank_i, t) in scored.iter().take(opts.k).enumerate() {
         let (d, p) = papers[t.index];
-        let liked = &lib.papers()[t.closest_like];
+        let liked = lib.paper(t.closest_like)?;
         rows.push(ResultRow {
             rank: rank_i + 1,
             id: p.id(),
@@ -99,7 +99,7 @@ pub fn triage(
         });
     }
     let report = Report {
-        query: json!({"kind": "triage", "digest": digest_path, "papers": papers.len(), "like": ids(&lib, &like_rows), "unlike": ids(&lib, &unlike_rows), "profile": profile_path}),
+        query: json!({"kind": "triage", "digest": digest_path, "papers": papers.len(), "like": ids(&lib, &like_rows)?, "unlike": ids(&lib, &unlike_rows)?, "profile": profile_path}),
         results: rows,
     };
     print(

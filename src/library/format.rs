@@ -168,6 +168,26 @@ pub(crate) fn map_vectors(
     })
 }
 
+/// Opens a library file where it lies (memory-mapped; read when empty), checking its length
+/// against `sum`.
+pub(crate) fn map_bytes(
+    path: &Path,
+    sum: Option<&FileSum>,
+    remedy: &str,
+) -> Result<Box<dyn AsRef<[u8]> + Send + Sync>> {
+    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if let Some(sum) = sum {
+        check_len(path, len, sum, remedy)?;
+    }
+    if len == 0 {
+        return Ok(Box::new(Vec::<u8>::new()));
+    }
+    // SAFETY: as for `npy::MappedF32::map`: papersim never writes a file a manifest names.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    Ok(Box::new(map))
+}
+
 fn check_shape(
     path: &Path,
     shape: (usize, usize),

@@ -575,6 +575,7 @@ impl Library {
     /// lexical index are read here, before the (slow) embedding, so that a damaged file fails
     /// fast (unless a correction has them rebuilt anyway).
     pub fn plan_ingest(&self, digests: &[Digest]) -> Result<IngestPlan> {
+        self.writable("plan an ingest")?;
         let mut planner = Planner {
             lib: self,
             digests,
@@ -643,6 +644,7 @@ impl Library {
     /// sightings and aliases, and replaces the corrected abstracts and their vectors. Nothing
     /// is written until [`Library::commit`].
     pub fn apply_ingest(&mut self, plan: IngestPlan, vectors: &[f32]) -> Result<IngestReport> {
+        self.writable("ingest")?;
         if plan.planned_at != (self.len(), self.manifest.generation) {
             return Err(lib_err(
                 &self.root,
@@ -662,6 +664,7 @@ impl Library {
         // hnsw_rs cannot move a point: a corrected vector means a graph rebuilt from every
         // vector, which the next commit does (into a full generation) from this empty one.
         let rebuilt_graph = if plan.new.iter().any(|n| n.corrects.is_some()) {
+            self.verify_vectors()?;
             Some(HnswIndex::new(
                 dim,
                 self.manifest.index,
@@ -720,9 +723,10 @@ impl Library {
         }
         if let Some(graph) = rebuilt_graph {
             self.graph = OnceLock::from(graph);
-            self.lexical = OnceLock::from(LexicalIndex::build(
-                (0..self.len()).map(|r| self.lexical_text(r)),
-            ));
+            let texts = (0..self.len())
+                .map(|r| self.lexical_text(r))
+                .collect::<Result<Vec<_>>>()?;
+            self.lexical = OnceLock::from(LexicalIndex::build(texts));
             self.full_rewrite = true;
         }
         let mut report = plan.report;
@@ -743,6 +747,7 @@ impl Library {
     /// tools that keep their own embeddings, such as the evaluation in `examples/eval.rs`.
     /// Returns how many were added; nothing is written until [`Library::commit`].
     pub fn add_embedded(&mut self, papers: Vec<Paper>, vectors: &[f32]) -> Result<usize> {
+        self.writable("add papers")?;
         let dim = self.dim();
         if vectors.len() != papers.len() * dim {
             return Err(Error::InvalidInput(format!(
@@ -794,6 +799,7 @@ impl Library {
                 vectors.len()
             )));
         }
+        self.writable("replace its vectors")?;
         validate_vectors(&vectors, model.dim, 0)?;
         self.vectors = ExactIndex::from_vectors(model.dim, vectors)?;
         self.manifest.model = model;

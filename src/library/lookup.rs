@@ -17,26 +17,28 @@ impl Library {
         if reference.is_empty() {
             return Err(Error::PaperLookup("empty paper reference".into()));
         }
-        if let Some(row) = self
-            .row_of_id(reference)
-            .or_else(|| self.row_of_id(strip_arxiv_version(reference)))
-        {
+        if let Some(row) = self.row_of_id(reference)? {
             return Ok(row);
         }
-        match self.rows_of_title(reference) {
+        if let Some(row) = self.row_of_id(strip_arxiv_version(reference))? {
+            return Ok(row);
+        }
+        match self.rows_of_title(reference)?[..] {
             [] => {}
-            [row] => return Ok(*row),
-            rows => {
+            [row] => return Ok(row),
+            ref rows => {
                 return Err(Error::PaperLookup(format!(
                     "`{reference}` is the title of {} papers (versions whose abstracts differ, kept apart); give an id:\n{}",
                     rows.len(),
-                    self.list(&rows[..rows.len().min(10)])
+                    self.list(&rows[..rows.len().min(10)])?
                 )))
             }
         }
         let needle = normalize_title(reference);
+        // A fragment of a title is looked for in every title: the one lookup that reads every
+        // record.
         let matches: Vec<usize> = self
-            .papers()
+            .papers()?
             .iter()
             .enumerate()
             .filter(|(_, p)| !needle.is_empty() && normalize_title(&p.title).contains(&needle))
@@ -45,20 +47,20 @@ impl Library {
         match matches.len() {
             1 => Ok(matches[0]),
             0 => {
-                let suggestions = self.closest_titles(reference, 3);
+                let suggestions = self.closest_titles(reference, 3)?;
                 Err(Error::PaperLookup(format!(
                     "no paper matches `{reference}` in the library ({} papers).{}",
                     self.len(),
                     if suggestions.is_empty() {
                         String::new()
                     } else {
-                        format!(" Closest titles:\n{}", self.list(&suggestions))
+                        format!(" Closest titles:\n{}", self.list(&suggestions)?)
                     }
                 )))
             }
             n => Err(Error::PaperLookup(format!(
                 "`{reference}` matches {n} papers; give an id or a longer part of the title:\n{}",
-                self.list(&matches[..n.min(10)])
+                self.list(&matches[..n.min(10)])?
             ))),
         }
     }
@@ -68,21 +70,25 @@ impl Library {
         references.iter().map(|r| self.resolve(r)).collect()
     }
 
-    fn list(&self, rows: &[usize]) -> String {
-        rows.iter()
-            .map(|&r| format!("  {}  {}", self.papers()[r].id, self.papers()[r].title))
-            .collect::<Vec<_>>()
-            .join("\n")
+    fn list(&self, rows: &[usize]) -> Result<String> {
+        let lines = rows
+            .iter()
+            .map(|&r| {
+                let p = self.paper(r)?;
+                Ok(format!("  {}  {}", p.id, p.title))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(lines.join("\n"))
     }
 
     /// Titles sharing the most words with `reference` (a cheap "did you mean").
-    fn closest_titles(&self, reference: &str, n: usize) -> Vec<usize> {
+    fn closest_titles(&self, reference: &str, n: usize) -> Result<Vec<usize>> {
         let words: HashSet<String> = normalize_title(reference)
             .split(' ')
             .map(str::to_string)
             .collect();
         let mut scored: Vec<(usize, usize)> = self
-            .papers()
+            .papers()?
             .iter()
             .enumerate()
             .map(|(row, p)| {
@@ -95,6 +101,6 @@ impl Library {
             .filter(|(_, o)| *o > 0)
             .collect();
         scored.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        scored.into_iter().take(n).map(|(r, _)| r).collect()
+        Ok(scored.into_iter().take(n).map(|(r, _)| r).collect())
     }
 }

@@ -14,11 +14,12 @@ use crate::{Error, Result};
 pub const MANIFEST: &str = "manifest.json";
 
 /// Version of the on-disk format papersim writes; a library of a version it cannot read is
-/// refused, not guessed at. Version 2 added segments; version 1 libraries (a base generation
-/// only) are read as they are and written as version 2 by the next commit.
-pub const FORMAT_VERSION: u32 = 2;
+/// refused, not guessed at. Version 2 added segments; version 3 the keys file, which lets a
+/// reader open the papers file without parsing it. Older libraries are read as they are and
+/// written as version 3 by the next commit (their keys file by the next full one).
+pub const FORMAT_VERSION: u32 = 3;
 /// Format versions this papersim reads.
-pub const READABLE_FORMAT_VERSIONS: [u32; 2] = [1, 2];
+pub const READABLE_FORMAT_VERSIONS: [u32; 3] = [1, 2, 3];
 
 /// The model a library was embedded with: what a model must match to add or query vectors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,10 @@ pub struct GenerationFiles {
     /// from their papers on first use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lexical: Option<String>,
+    /// The papers file's keys (see `library::keys`): absent before format version 3, whose
+    /// libraries are then opened whole until their next full commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<String>,
 }
 
 /// What one commit after the base generation wrote: papers it added (appended as the next
@@ -140,6 +145,7 @@ impl Manifest {
         [f.papers.as_str(), f.embeddings.as_str(), f.graph.as_str()]
             .into_iter()
             .chain(f.lexical.as_deref())
+            .chain(f.keys.as_deref())
             .chain(
                 self.segments.iter().flat_map(|s| {
                     std::iter::once(s.papers.as_str()).chain(s.embeddings.as_deref())
@@ -150,10 +156,11 @@ impl Manifest {
 
 /// The kinds of file a library writes, each `<kind>.<generation><suffix>`; `graph` is a
 /// directory.
-const GENERATION_FILES: [(&str, &str); 4] = [
+const GENERATION_FILES: [(&str, &str); 5] = [
     ("papers", ".jsonl"),
     ("embeddings", ".npy"),
     ("lexical", ".bin"),
+    ("keys", ".bin"),
     ("graph", ""),
 ];
 

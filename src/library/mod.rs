@@ -35,6 +35,7 @@
 //! embeds (an ingest is planned here, embedded by the caller, and applied here), nor
 //! `crate::rank`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,8 @@ use crate::{Error, Result};
 pub mod export;
 pub mod format;
 pub mod ingest;
+mod keys;
+mod lazy;
 pub mod lookup;
 pub mod manifest;
 pub mod merge_policy;
@@ -114,6 +117,9 @@ pub struct Library {
     dirty: bool,
     /// When a commit folds the segments into a full generation.
     policy: MergePolicy,
+    /// The records, read as asked for, of a library opened for reading; `papers`, `by_id` and
+    /// `by_title` are then empty.
+    lazy: Option<Box<lazy::LazyRecords>>,
 }
 
 /// The default library directory: `$PAPERSIM_LIBRARY`, else the platform's data directory.
@@ -240,6 +246,87 @@ fn size_on_disk(root: &Path, manifest: &Manifest) -> u64 {
     total
 }
 
+/// The base generation's vectors, mapped (see [`format::map_vectors`]), and the mapping if
+/// its checksum is still to be checked.
+#[allow(clippy::type_complexity)]
+fn open_base_vectors(
+    root: &Path,
+    manifest: &Manifest,
+    base_rows: usize,
+) -> Result<(
+    ExactIndex,
+    Option<(PathBuf, FileSum, std::sync::Arc<npy::MappedF32>)>,
+)> {
+    let name = &manifest.files.embeddings;
+    let path = root.join(name);
+    let dim = manifest.model.dim;
+    let mapped = map_vectors(
+        &path,
+        manifest.checksums.get(name),
+        base_rows,
+        dim,
+        "the library has",
+    )?;
+    let vectors = ExactIndex::from_shared(dim, mapped.rows).map_err(|e| Error::Library {
+        path,
+        reason: e.to_string(),
+    })?;
+    Ok((vectors, mapped.unverified))
+}
+
+/// A segment's records (its added papers, then its updated ones; their count checked) and the
+/// vectors of the papers it added, with the files they came from.
+#[allow(clippy::type_complexity)]
+fn read_segment(
+    root: &Path,
+    manifest: &Manifest,
+    segment: &Segment,
+) -> Result<(PathBuf, Vec<Paper>, Option<(PathBuf, Vec<f32>)>)> {
+    let sum = |name: &str| manifest.checksums.get(name);
+    let path = root.join(&segment.papers);
+    let records = read_papers(&path, sum(&segment.papers))?;
+    if records.len() != segment.added + segment.updated {
+        return Err(lib_err(
+            &path,
+            format!(
+                "holds {} records, but the manifest says {} added and {} updated",
+                records.len(),
+                segment.added,
+                segment.updated
+            ),
+        ));
+    }
+    let vectors = match &segment.embeddings {
+        Some(name) => {
+            let vectors_path = root.join(name);
+            let data = read_vectors(
+                &vectors_path,
+                sum(name),
+                segment.added,
+                manifest.model.dim,
+                "its segment adds",
+            )?;
+            Some((vectors_path, data))
+        }
+        None if segment.added == 0 => None,
+        None => {
+            return Err(lib_err(
+                &path,
+                format!("adds {} papers but names no embeddings file", segment.added),
+            ))
+        }
+    };
+    Ok((path, records, vectors))
+}
+
+/// Appends a segment's vectors (read from `path`) to the library's.
+fn add_segment_vectors(vectors: &mut ExactIndex, path: PathBuf, data: &[f32]) -> Result<()> {
+    vectors.add(data).map_err(|e| Error::Library {
+        path,
+        reason: e.to_string(),
+    })
+}
+
 /// What a library is, read from its manifest alone (for `info`): its cost does not grow with
 /// the papers it holds.
 #[derive(Debug, Clone)]
@@ -283,7 +370,8 @@ impl Library {
             return Ok((lock, opened));
         }
         let current = Manifest::read(root).ok();
-        let unchanged = matches!((&opened, &current), (Some(l), Some(m)) if l.manifest() == m);
+        // A library opened for reading is opened again whole: writing needs every record.
+        let unchanged = matches!((&opened, &current), (Some(l), Some(m)) if l.manifest() == m && l.lazy.is_none());
         let lib = if unchanged {
             opened
         } else {
@@ -304,11 +392,16 @@ impl Library {
         root: &Path,
         change: impl Fn(HnswParams) -> HnswParams,
     ) -> Result<Library> {
-        // A writer may replace the generation between our reading the manifest and its files;
-        // the files of the previous manifest are kept, but retry once more to be safe.
+        Self::retrying(root, || Self::open_once(root, &change))
+    }
+
+    /// Runs `open`, again when a file the manifest named vanished: a writer may replace the
+    /// generation between our reading the manifest and its files. The files of the previous
+    /// manifest are kept, so one retry should do; three are allowed.
+    fn retrying(root: &Path, open: impl Fn() -> Result<Library>) -> Result<Library> {
         let mut last = None;
         for _ in 0..3 {
-            match Self::open_once(root, &change) {
+            match open() {
                 Err(e @ Error::Io { .. }) if is_not_found(&e) && Self::exists(root) => {
                     last = Some(e)
                 }
@@ -324,6 +417,57 @@ impl Library {
         ))
     }
 
+    /// [`Library::open_for_reading`] of a library with a keys file.
+    fn open_lazily(root: &Path) -> Result<Library> {
+        Self::retrying(root, || {
+            let manifest = Manifest::read(root)?;
+            let segment_rows = check_manifest(root, &manifest)?;
+            let Some(keys) = manifest
+                .files
+                .keys
+                .clone()
+                .filter(|_| manifest.generation > 0)
+            else {
+                return Library::open(root);
+            };
+            let base_rows = manifest.papers - segment_rows;
+            let sum = |name: &str| manifest.checksums.get(name);
+            let mut records = lazy::LazyRecords::open(
+                &root.join(&manifest.files.papers),
+                sum(&manifest.files.papers),
+                &root.join(&keys),
+                sum(&keys),
+                base_rows,
+            )?;
+            let (mut vectors, unverified) = open_base_vectors(root, &manifest, base_rows)?;
+            for segment in &manifest.segments {
+                let (path, segment_records, data) = read_segment(root, &manifest, segment)?;
+                records.add_segment(&path, segment_records, segment.added)?;
+                if let Some((path, data)) = data {
+                    add_segment_vectors(&mut vectors, path, &data)?;
+                }
+            }
+            Ok(Library {
+                root: root.to_path_buf(),
+                committed_rows: manifest.papers,
+                manifest,
+                papers: Vec::new(),
+                vectors,
+                by_id: HashMap::new(),
+                by_title: HashMap::new(),
+                base_rows,
+                changed: BTreeSet::new(),
+                unverified,
+                graph: OnceLock::new(),
+                lexical: OnceLock::new(),
+                full_rewrite: false,
+                dirty: false,
+                policy: MergePolicy::default(),
+                lazy: Some(Box::new(records)),
+            })
+        })
+    }
+
     fn open_once(root: &Path, change: &dyn Fn(HnswParams) -> HnswParams) -> Result<Library> {
         let mut manifest = Manifest::read(root)?;
         manifest.index = change(manifest.index);
@@ -336,13 +480,11 @@ impl Library {
             return Ok(lib);
         }
         let base_rows = manifest.papers - segment_rows;
-        let dim = manifest.model.dim;
         let checksums = manifest.checksums.clone();
         let sum = |name: &str| checksums.get(name);
 
         let papers_path = root.join(&manifest.files.papers);
         let mut papers = read_papers(&papers_path, sum(&manifest.files.papers))?;
-        let emb_path = root.join(&manifest.files.embeddings);
         if papers.len() != base_rows {
             return Err(Error::Library {
                 path: papers_path,
@@ -352,18 +494,7 @@ impl Library {
                 ),
             });
         }
-        let base_vectors = map_vectors(
-            &emb_path,
-            sum(&manifest.files.embeddings),
-            base_rows,
-            dim,
-            "the library has",
-        )?;
-        let mut vectors =
-            ExactIndex::from_shared(dim, base_vectors.rows).map_err(|e| Error::Library {
-                path: emb_path.clone(),
-                reason: e.to_string(),
-            })?;
+        let (mut vectors, unverified) = open_base_vectors(root, &manifest, base_rows)?;
         let mut by_id: HashMap<String, usize> = HashMap::with_capacity(manifest.papers);
         for (row, p) in papers.iter().enumerate() {
             if by_id.insert(p.id.clone(), row).is_some() {
@@ -374,20 +505,11 @@ impl Library {
             }
         }
         for segment in &manifest.segments {
-            let path = root.join(&segment.papers);
-            let records = read_papers(&path, sum(&segment.papers))?;
+            let (path, records, data) = read_segment(root, &manifest, segment)?;
             let seg_err = |reason: String| Error::Library {
                 path: path.clone(),
                 reason,
             };
-            if records.len() != segment.added + segment.updated {
-                return Err(seg_err(format!(
-                    "holds {} records, but the manifest says {} added and {} updated",
-                    records.len(),
-                    segment.added,
-                    segment.updated
-                )));
-            }
             let mut records = records.into_iter();
             for p in records.by_ref().take(segment.added) {
                 if by_id.insert(p.id.clone(), papers.len()).is_some() {
@@ -401,23 +523,8 @@ impl Library {
                 })?;
                 papers[row] = p;
             }
-            match &segment.embeddings {
-                Some(name) => {
-                    let path = root.join(name);
-                    let data =
-                        read_vectors(&path, sum(name), segment.added, dim, "its segment adds")?;
-                    vectors.add(&data).map_err(|e| Error::Library {
-                        path,
-                        reason: e.to_string(),
-                    })?;
-                }
-                None if segment.added == 0 => {}
-                None => {
-                    return Err(seg_err(format!(
-                        "adds {} papers but names no embeddings file",
-                        segment.added
-                    )))
-                }
+            if let Some((path, data)) = data {
+                add_segment_vectors(&mut vectors, path, &data)?;
             }
         }
         for (row, p) in papers.iter().enumerate() {
@@ -451,12 +558,13 @@ impl Library {
             by_title,
             base_rows,
             changed: BTreeSet::new(),
-            unverified: base_vectors.unverified,
+            unverified,
             graph: OnceLock::new(),
             lexical: OnceLock::new(),
             full_rewrite: false,
             dirty: false,
             policy: MergePolicy::default(),
+            lazy: None,
         })
     }
 
@@ -476,6 +584,7 @@ impl Library {
                     embeddings: String::new(),
                     graph: String::new(),
                     lexical: None,
+                    keys: None,
                 },
                 segments: Vec::new(),
                 digests: Vec::new(),
@@ -495,6 +604,7 @@ impl Library {
             full_rewrite: true,
             dirty: true,
             policy: MergePolicy::default(),
+            lazy: None,
         })
     }
 
@@ -504,14 +614,31 @@ impl Library {
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
-    pub fn papers(&self) -> &[Paper] {
-        &self.papers
+    /// Every paper, in row order. A library opened for reading parses them all here (once).
+    pub fn papers(&self) -> Result<&[Paper]> {
+        match &self.lazy {
+            Some(lazy) => lazy.all(),
+            None => Ok(&self.papers),
+        }
+    }
+    /// The paper of row `row`; a library opened for reading parses its record here.
+    ///
+    /// # Panics
+    /// If `row >= len()`.
+    pub fn paper(&self, row: usize) -> Result<Cow<'_, Paper>> {
+        match &self.lazy {
+            Some(lazy) => lazy.paper(row),
+            None => Ok(Cow::Borrowed(&self.papers[row])),
+        }
     }
     pub fn len(&self) -> usize {
-        self.papers.len()
+        match &self.lazy {
+            Some(lazy) => lazy.len(),
+            None => self.papers.len(),
+        }
     }
     pub fn is_empty(&self) -> bool {
-        self.papers.is_empty()
+        self.len() == 0
     }
     pub fn dim(&self) -> usize {
         self.manifest.model.dim
@@ -521,19 +648,24 @@ impl Library {
         self.vectors.row(row)
     }
     /// The row of the paper with this id or alias.
-    pub fn row_of_id(&self, id: &str) -> Option<usize> {
-        self.by_id.get(id).copied()
+    pub fn row_of_id(&self, id: &str) -> Result<Option<usize>> {
+        match &self.lazy {
+            Some(lazy) => lazy.row_of_id(id),
+            None => Ok(self.by_id.get(id).copied()),
+        }
     }
     /// The row of the first paper with this title (compared normalised).
-    pub fn row_of_title(&self, title: &str) -> Option<usize> {
-        self.rows_of_title(title).first().copied()
+    pub fn row_of_title(&self, title: &str) -> Result<Option<usize>> {
+        Ok(self.rows_of_title(title)?.first().copied())
     }
     /// The rows of every paper with this title (compared normalised), in row order: more than
     /// one when versions of a paper with different abstracts were kept apart.
-    pub fn rows_of_title(&self, title: &str) -> &[usize] {
-        self.by_title
-            .get(&normalize_title(title))
-            .map_or(&[], Vec::as_slice)
+    pub fn rows_of_title(&self, title: &str) -> Result<Vec<usize>> {
+        let title = normalize_title(title);
+        match &self.lazy {
+            Some(lazy) => lazy.rows_of_title(&title),
+            None => Ok(self.by_title.get(&title).cloned().unwrap_or_default()),
+        }
     }
 
     /// Refuses vectors of a model other than the one the library was embedded with.
@@ -631,14 +763,17 @@ impl Library {
         let mut index = self.load_lexical()?;
         // Papers of later segments (and new ones) are indexed here: cheap, and it keeps the
         // segments free of lexical files.
-        index.add((index.len()..self.len()).map(|r| self.lexical_text(r)));
+        let texts = (index.len()..self.len())
+            .map(|r| self.lexical_text(r))
+            .collect::<Result<Vec<_>>>()?;
+        index.add(texts);
         Ok(self.lexical.get_or_init(|| index))
     }
 
     /// The text the lexical index holds for row `row`.
-    pub fn lexical_text(&self, row: usize) -> String {
-        let p = &self.papers[row];
-        paper_text(&p.title, &p.abstract_text)
+    pub fn lexical_text(&self, row: usize) -> Result<String> {
+        let p = self.paper(row)?;
+        Ok(paper_text(&p.title, &p.abstract_text))
     }
 
     /// The base generation's lexical index, which covers its papers.
@@ -646,9 +781,10 @@ impl Library {
         let name = match &self.manifest.files.lexical {
             Some(name) if self.manifest.generation > 0 => name,
             _ => {
-                return Ok(LexicalIndex::build(
-                    (0..self.base_rows).map(|r| self.lexical_text(r)),
-                ))
+                let texts = (0..self.base_rows)
+                    .map(|r| self.lexical_text(r))
+                    .collect::<Result<Vec<_>>>()?;
+                return Ok(LexicalIndex::build(texts));
             }
         };
         let path = self.root.join(name);
@@ -703,6 +839,7 @@ impl Library {
 
     /// Rebuilds the HNSW graph from the stored vectors (with new parameters if given).
     pub fn rebuild_index(&mut self, params: HnswParams) -> Result<()> {
+        self.writable("rebuild its index")?;
         self.verify_vectors()?;
         let mut graph = HnswIndex::new(self.dim(), params, self.len().max(1024))?;
         graph.add(&self.vectors.vectors())?;
@@ -710,9 +847,10 @@ impl Library {
         self.graph = OnceLock::new();
         let _ = self.graph.set(graph);
         self.lexical = OnceLock::new();
-        let _ = self.lexical.set(LexicalIndex::build(
-            (0..self.len()).map(|r| self.lexical_text(r)),
-        ));
+        let texts = (0..self.len())
+            .map(|r| self.lexical_text(r))
+            .collect::<Result<Vec<_>>>()?;
+        let _ = self.lexical.set(LexicalIndex::build(texts));
         self.full_rewrite = true;
         self.dirty = true;
         Ok(())

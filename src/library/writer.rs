@@ -4,7 +4,7 @@
 //! through [`crate::directory`].
 //!
 //! The library owns exactly the files it writes: `manifest.json` (and its `.tmp`), and
-//! `papers.<g>.jsonl`, `embeddings.<g>.npy`, `lexical.<g>.bin` and the directory `graph.<g>/`
+//! `papers.<g>.jsonl`, `embeddings.<g>.npy`, `lexical.<g>.bin`, `keys.<g>.bin` and the directory `graph.<g>/`
 //! holding the files [`crate::index::hnsw::saved_file_names`] lists. Files are created new,
 //! never opened where something already is, so no write follows a symlink; only regular
 //! files (and graph directories) of exactly those names are ever removed, and anything else
@@ -18,8 +18,8 @@ use super::format::papers_jsonl;
 use super::manifest::{
     generation_of, now, FileSum, GenerationFiles, Manifest, Segment, FORMAT_VERSION, MANIFEST,
 };
-use super::npy;
 use super::record::Paper;
+use super::{keys, npy};
 use super::{lib_err, Library};
 use crate::directory::{file_kind, remove_leftover, write_atomically, write_new, WriteLock};
 use crate::index::hnsw::saved_file_names;
@@ -36,6 +36,7 @@ impl Library {
     /// [`MAX_SEGMENTS`] segments, or the model or index changed, it writes a full generation
     /// instead: the new papers are inserted into the graph and everything is written afresh.
     pub fn commit(&mut self, _lock: &WriteLock) -> Result<()> {
+        self.writable("commit")?;
         if !self.dirty {
             return Ok(());
         }
@@ -47,10 +48,10 @@ impl Library {
         // Leftovers of a writer killed at this same generation are removed (they are papersim's
         // own names and no manifest names them), never reused; anything else there is refused.
         let names = generation_names(generation);
-        for name in &names[..3] {
+        for name in &names[..4] {
             remove_leftover(&self.root.join(name))?;
         }
-        let graph_dir = self.root.join(&names[3]);
+        let graph_dir = self.root.join(&names[4]);
         remove_graph_dir(&graph_dir)?;
         let written = if full {
             self.write_generation(generation)
@@ -65,7 +66,7 @@ impl Library {
                 // that they do not fill the disk further (a failed manifest switch removes its
                 // own temporary file).
                 // They are the files this commit created: no name was taken when it started.
-                for name in &names[..3] {
+                for name in &names[..4] {
                     let _ = remove_leftover(&self.root.join(name));
                 }
                 let _ = remove_graph_dir(&graph_dir);
@@ -90,12 +91,13 @@ impl Library {
     /// manifest that names it.
     fn write_generation(&mut self, generation: u64) -> Result<Manifest> {
         self.verify_vectors()?;
-        let [papers, embeddings, lexical, graph] = generation_names(generation);
+        let [papers, embeddings, lexical, keys, graph] = generation_names(generation);
         let files = GenerationFiles {
             papers,
             embeddings,
             graph,
             lexical: Some(lexical),
+            keys: Some(keys),
         };
         let mut manifest = self.manifest.clone();
         manifest.checksums.clear();
@@ -103,7 +105,12 @@ impl Library {
         let root = &self.root;
         let mut write =
             |name: &str, bytes: &[u8]| write_data_file(root, &mut manifest, name, bytes);
-        write(&files.papers, &papers_jsonl(&all)?)?;
+        let jsonl = papers_jsonl(&all)?;
+        write(&files.papers, &jsonl)?;
+        if let Some(name) = &files.keys {
+            write(name, &keys::encode(&jsonl, &all))?;
+        }
+        drop(jsonl);
         write(
             &files.embeddings,
             &npy::encode_f32(&self.vectors.vectors(), self.len(), self.dim()),
@@ -243,12 +250,14 @@ fn write_data_file(root: &Path, manifest: &mut Manifest, name: &str, bytes: &[u8
     Ok(())
 }
 
-/// The names generation `generation` writes: papers, embeddings, lexical, graph directory.
-fn generation_names(generation: u64) -> [String; 4] {
+/// The names generation `generation` writes: papers, embeddings, lexical, keys, graph
+/// directory.
+fn generation_names(generation: u64) -> [String; 5] {
     [
         format!("papers.{generation}.jsonl"),
         format!("embeddings.{generation}.npy"),
         format!("lexical.{generation}.bin"),
+        format!("keys.{generation}.bin"),
         format!("graph.{generation}"),
     ]
 }

@@ -3,6 +3,7 @@
 use super::{argmax, RankOptions, Ranked};
 use crate::index::dot;
 use crate::library::Library;
+use crate::Result;
 
 /// Best first; ties by lower row, so that rankings are reproducible.
 pub(crate) fn sort_ranked(v: &mut [Ranked]) {
@@ -10,30 +11,36 @@ pub(crate) fn sort_ranked(v: &mut [Ranked]) {
 }
 
 /// Whether a paper passes the date window.
-fn in_window(lib: &Library, row: usize, opts: &RankOptions) -> bool {
+fn in_window(lib: &Library, row: usize, opts: &RankOptions) -> Result<bool> {
     if opts.since.is_none() && opts.until.is_none() {
-        return true;
+        return Ok(true);
     }
-    let paper = &lib.papers()[row];
-    paper.dates().any(|d| {
+    let paper = lib.paper(row)?;
+    let inside = paper.dates().any(|d| {
         let d = &d[..d.len().min(10)];
         opts.since.as_deref().is_none_or(|s| d >= s) && opts.until.as_deref().is_none_or(|u| d <= u)
-    })
+    });
+    Ok(inside)
 }
 
 /// Applies the date window, the minimum score, diversity and k to a best-first list.
-pub(crate) fn finish(lib: &Library, ranked: Vec<Ranked>, opts: &RankOptions) -> Vec<Ranked> {
-    let kept: Vec<Ranked> = ranked
-        .into_iter()
-        .filter(|r| opts.min_score.is_none_or(|m| r.score >= m))
-        .filter(|r| in_window(lib, r.row, opts))
-        .collect();
-    match opts.diversity {
+pub(crate) fn finish(
+    lib: &Library,
+    ranked: Vec<Ranked>,
+    opts: &RankOptions,
+) -> Result<Vec<Ranked>> {
+    let mut kept: Vec<Ranked> = Vec::new();
+    for r in ranked {
+        if opts.min_score.is_none_or(|m| r.score >= m) && in_window(lib, r.row, opts)? {
+            kept.push(r);
+        }
+    }
+    Ok(match opts.diversity {
         Some(lambda) if lambda > 0.0 => mmr(kept, opts.k, lambda, |a, b| {
             dot(lib.vector(a), lib.vector(b))
         }),
         _ => kept.into_iter().take(opts.k).collect(),
-    }
+    })
 }
 
 /// Maximal marginal relevance: repeatedly takes the candidate with the best

@@ -140,13 +140,13 @@ pub(crate) fn exclusions(
     lib: &Library,
     likes: &[usize],
     unlikes: &[usize],
-) -> (HashSet<usize>, HashSet<String>) {
+) -> Result<(HashSet<usize>, HashSet<String>)> {
     let excluded: HashSet<usize> = likes.iter().chain(unlikes).copied().collect();
     let titles = excluded
         .iter()
-        .map(|&r| normalize_title(&lib.papers()[r].title))
-        .collect();
-    (excluded, titles)
+        .map(|&r| Ok(normalize_title(&lib.paper(r)?.title)))
+        .collect::<Result<_>>()?;
+    Ok((excluded, titles))
 }
 
 /// The end of every profile ranking of library papers: best first, the filters of `opts`
@@ -156,7 +156,7 @@ pub(crate) fn finish_profile(
     lib: &Library,
     mut scored: Vec<Ranked>,
     opts: &RankOptions,
-) -> Vec<Ranked> {
+) -> Result<Vec<Ranked>> {
     sort_ranked(&mut scored);
     let scored = finish(
         lib,
@@ -165,8 +165,8 @@ pub(crate) fn finish_profile(
             k: usize::MAX,
             ..opts.clone()
         },
-    );
-    round_robin(scored, opts.k)
+    )?;
+    Ok(round_robin(scored, opts.k))
 }
 
 /// Interleaves a score-sorted list across the liked papers the items are closest to.

@@ -23,5 +23,5 @@ pub fn query(
     }
     let c = gather(lib, text, vector, opts, retrieval, count(lib, opts, 0))?;
     let ranked = c.fused(retrieval, true);
-    Ok(finish(lib, ranked, opts))
+    finish(lib, ranked, opts)
 }

@@ -26,24 +26,28 @@ pub fn recommend(
             return Ok(Vec::new());
         }
         let lex = lib.lexical()?;
-        Ok(rows
-            .iter()
-            .map(|&r| lex.similarities(&lex.query(&lib.lexical_text(r))))
-            .collect())
+        rows.iter()
+            .map(|&r| Ok(lex.similarities(&lex.query(&lib.lexical_text(r)?))))
+            .collect()
     };
     let like_sims = lexical(likes)?;
     let unlike_sims = lexical(unlikes)?;
-    let (excluded, seed_titles) = exclusions(lib, likes, unlikes);
+    let (excluded, seed_titles) = exclusions(lib, likes, unlikes)?;
 
     let want = count(lib, opts, excluded.len());
-    let mut pool = around_likes(lib, likes, &like_sims, opts, retrieval, want)?;
-    pool.retain(|&r| {
-        !excluded.contains(&r)
-            && !seed_titles.contains(&normalize_title(&lib.papers()[r].title))
+    let pool = around_likes(lib, likes, &like_sims, opts, retrieval, want)?;
+    let mut kept = Vec::with_capacity(pool.len());
+    for r in pool {
+        if !excluded.contains(&r)
             && likes
                 .iter()
                 .all(|&l| dot(lib.vector(r), lib.vector(l)) < DUPLICATE_COSINE)
-    });
+            && !seed_titles.contains(&normalize_title(&lib.paper(r)?.title))
+        {
+            kept.push(r);
+        }
+    }
+    let pool = kept;
 
     let mut evidence = ProfileEvidence::default();
     for &r in &pool {
@@ -70,5 +74,5 @@ pub fn recommend(
             closest_like: Some(likes[best]),
         })
         .collect();
-    Ok(finish_profile(lib, scored, opts))
+    finish_profile(lib, scored, opts)
 }

@@ -18,24 +18,24 @@ pub fn similar(
 ) -> Result<Vec<Ranked>> {
     opts.validate()?;
     let seed = lib.vector(row);
-    let seed_title = normalize_title(&lib.papers()[row].title);
+    let seed_title = normalize_title(&lib.paper(row)?.title);
     let want = count(lib, opts, 10);
     let c = gather(
         lib,
-        &lib.lexical_text(row),
+        &lib.lexical_text(row)?,
         Some(seed),
         opts,
         retrieval,
         want,
     )?;
-    let ranked = c
-        .fused(retrieval, false)
-        .into_iter()
-        .filter(|r| {
-            r.row != row
-                && dot(seed, lib.vector(r.row)) < DUPLICATE_COSINE
-                && normalize_title(&lib.papers()[r.row].title) != seed_title
-        })
-        .collect();
-    Ok(finish(lib, ranked, opts))
+    let mut ranked = Vec::new();
+    for r in c.fused(retrieval, false) {
+        if r.row != row
+            && dot(seed, lib.vector(r.row)) < DUPLICATE_COSINE
+            && normalize_title(&lib.paper(r.row)?.title) != seed_title
+        {
+            ranked.push(r);
+        }
+    }
+    finish(lib, ranked, opts)
 }

@@ -51,12 +51,12 @@ pub fn triage(
     };
     let queries = if retrieval.uses_lexical() {
         let lex = lib.lexical()?;
-        let queries = |rows: &[usize]| -> Vec<LexQuery> {
+        let queries = |rows: &[usize]| -> Result<Vec<LexQuery>> {
             rows.iter()
-                .map(|&r| lex.query(&lib.lexical_text(r)))
+                .map(|&r| Ok(lex.query(&lib.lexical_text(r)?)))
                 .collect()
         };
-        Some((lex, queries(likes), queries(unlikes)))
+        Some((lex, queries(likes)?, queries(unlikes)?))
     } else {
         None
     };

@@ -157,7 +157,7 @@ fn check_corpus_library(lib: &Path, c: &Corpus) {
         );
     }
     let opened = Library::open(lib).unwrap();
-    let merged = &opened.papers()[opened.row_of_id("2509.00002").unwrap()];
+    let merged = &opened.papers().unwrap()[opened.row_of_id("2509.00002").unwrap().unwrap()];
     assert_eq!(merged.abstract_text, abstract_of(&c.later[1]));
     assert_eq!(merged.aliases, vec!["2509.00002".to_string()]);
     // Both versions of one title are stored; the title alone is ambiguous, and says so.
@@ -349,7 +349,7 @@ fn item2_a_cut_off_digest_is_corrected_by_the_full_one() {
     let stored = |lib: &Path| {
         let l = Library::open(lib).unwrap();
         let row = l.resolve(&last.title).unwrap();
-        l.papers()[row].abstract_text.clone()
+        l.papers().unwrap()[row].abstract_text.clone()
     };
     let truncated = stored(&lib);
     assert!(

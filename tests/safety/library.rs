@@ -31,6 +31,7 @@ fn plant_user_files(lib: &Path) -> Vec<(PathBuf, String)> {
         ("graph.1.png", "a plot"),
         ("embeddings.3.npy.bak", "my backup"),
         ("lexical.7.bin.old", "old"),
+        ("keys.12.bin.bak", "not a keys file"),
         ("papers.2025/thesis.tex", "\\documentclass{thesis}"),
         (
             "graph.99/notes.txt",

@@ -1,0 +1,217 @@
+//! A library opened for reading ([`Library::open_for_reading`]): its base generation's papers
+//! file is mapped and indexed by its keys file ([`super::keys`]), so that a command resolves
+//! the papers it names and reads the records of the results it prints, not every record. The
+//! segments' records (a tenth of the base at most, see [`super::merge_policy`]) are read whole.
+//!
+//! A library written before keys files existed (format version 2 and older) has none: it is
+//! opened whole, as [`Library::open`] does, until its next full commit or `index rebuild`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+
+use super::format::{check_crc, map_bytes, REBUILD, RESTORE, VERIFY_ON_OPEN_BYTES};
+use super::keys::Keys;
+use super::record::Paper;
+use super::{lib_err, Library};
+use crate::paper::normalize_title;
+use crate::{Error, Result};
+
+/// The base generation's records, read one at a time, and the segments' records.
+pub(crate) struct LazyRecords {
+    path: PathBuf,
+    records: Box<dyn AsRef<[u8]> + Send + Sync>,
+    keys: Keys,
+    base_rows: usize,
+    /// Base rows whose records a segment replaced (new sightings, aliases).
+    updated: HashMap<usize, Paper>,
+    /// Rows `base_rows..`, added by segments.
+    tail: Vec<Paper>,
+    /// Ids and aliases of the segments' records (added and updated) → row.
+    tail_ids: HashMap<String, usize>,
+    /// Normalised titles of the added records → rows.
+    tail_titles: HashMap<String, Vec<usize>>,
+    /// Every record, parsed on first need (a title fragment to search, a full listing).
+    all: OnceLock<Vec<Paper>>,
+}
+
+impl LazyRecords {
+    /// Maps the base papers file `path` (of `base_rows` records, `sum` its checksum) with its
+    /// keys file `keys_path`.
+    pub fn open(
+        path: &Path,
+        sum: Option<&super::FileSum>,
+        keys_path: &Path,
+        keys_sum: Option<&super::FileSum>,
+        base_rows: usize,
+    ) -> Result<LazyRecords> {
+        let records = map_checked(path, sum, RESTORE)?;
+        let papers_len = (*records).as_ref().len() as u64;
+        // The keys are derived from the papers file: a damaged one is rebuilt, not restored.
+        let keys = map_checked(keys_path, keys_sum, REBUILD)?;
+        let keys = Keys::new(keys_path, keys, base_rows, papers_len)?;
+        Ok(LazyRecords {
+            path: path.to_path_buf(),
+            records,
+            keys,
+            base_rows,
+            updated: HashMap::new(),
+            tail: Vec::new(),
+            tail_ids: HashMap::new(),
+            tail_titles: HashMap::new(),
+            all: OnceLock::new(),
+        })
+    }
+
+    /// Adds a segment's records: `added` new papers (the next rows), then `updated` records
+    /// of stored papers. `segment` names the file in errors.
+    pub fn add_segment(&mut self, segment: &Path, records: Vec<Paper>, added: usize) -> Result<()> {
+        let seg_err = |reason: String| Error::Library {
+            path: segment.to_path_buf(),
+            reason,
+        };
+        let mut records = records.into_iter();
+        for p in records.by_ref().take(added) {
+            if self.row_of_id(&p.id)?.is_some() {
+                return Err(seg_err(format!("adds paper {} a second time", p.id)));
+            }
+            let row = self.len();
+            self.index_tail(row, &p);
+            self.tail_titles
+                .entry(normalize_title(&p.title))
+                .or_default()
+                .push(row);
+            self.tail.push(p);
+        }
+        for p in records {
+            let row = self
+                .row_of_id(&p.id)?
+                .ok_or_else(|| seg_err(format!("updates paper {}, which is not stored", p.id)))?;
+            self.index_tail(row, &p);
+            if row < self.base_rows {
+                self.updated.insert(row, p);
+            } else {
+                self.tail[row - self.base_rows] = p;
+            }
+        }
+        Ok(())
+    }
+
+    fn index_tail(&mut self, row: usize, p: &Paper) {
+        for id in std::iter::once(&p.id).chain(&p.aliases) {
+            self.tail_ids.insert(id.clone(), row);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.base_rows + self.tail.len()
+    }
+
+    /// The record of `row`.
+    pub fn paper(&self, row: usize) -> Result<Cow<'_, Paper>> {
+        if let Some(all) = self.all.get() {
+            return Ok(Cow::Borrowed(&all[row]));
+        }
+        if row >= self.base_rows {
+            return Ok(Cow::Borrowed(&self.tail[row - self.base_rows]));
+        }
+        if let Some(p) = self.updated.get(&row) {
+            return Ok(Cow::Borrowed(p));
+        }
+        let span = self.keys.record_span(row)?;
+        let bytes = (*self.records)
+            .as_ref()
+            .get(span)
+            .ok_or_else(|| self.damaged(row, "lies outside the file".into()))?;
+        serde_json::from_slice(bytes)
+            .map(Cow::Owned)
+            .map_err(|e| self.damaged(row, e.to_string()))
+    }
+
+    fn damaged(&self, row: usize, reason: String) -> Error {
+        Error::Library {
+            path: self.path.clone(),
+            reason: format!("record {} (line {}): {reason}; {RESTORE}", row, row + 1),
+        }
+    }
+
+    /// The row of the paper with this id or alias.
+    pub fn row_of_id(&self, id: &str) -> Result<Option<usize>> {
+        if let Some(&row) = self.tail_ids.get(id) {
+            return Ok(Some(row));
+        }
+        for row in self.keys.id_candidates(id) {
+            let p = self.paper(row)?;
+            if p.id == id || p.aliases.iter().any(|a| a == id) {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The rows of the papers with this normalised title, in row order.
+    pub fn rows_of_title(&self, title: &str) -> Result<Vec<usize>> {
+        let mut rows = Vec::new();
+        for row in self.keys.title_candidates(title) {
+            if normalize_title(&self.paper(row)?.title) == title {
+                rows.push(row);
+            }
+        }
+        rows.sort_unstable();
+        rows.extend(self.tail_titles.get(title).into_iter().flatten());
+        Ok(rows)
+    }
+
+    /// Every record, in row order (parsed once, on both cores).
+    pub fn all(&self) -> Result<&[Paper]> {
+        if let Some(all) = self.all.get() {
+            return Ok(all);
+        }
+        let mut all: Vec<Paper> = (0..self.base_rows)
+            .into_par_iter()
+            .map(|row| self.paper(row).map(Cow::into_owned))
+            .collect::<Result<_>>()?;
+        all.extend(self.tail.iter().cloned());
+        Ok(self.all.get_or_init(|| all))
+    }
+}
+
+impl Library {
+    /// Opens a library for reading (a search, a recommendation): the vectors and the papers
+    /// file are mapped, not read, and records are parsed when asked for, so opening costs the
+    /// same at any size. Writing needs [`Library::open`] (a library opened for reading is
+    /// refused by every method that changes it).
+    pub fn open_for_reading(root: &Path) -> Result<Library> {
+        Library::open_lazily(root)
+    }
+
+    /// Fails for a library opened with [`Library::open_for_reading`]: `what` would change it.
+    pub(crate) fn writable(&self, what: &str) -> Result<()> {
+        if self.lazy.is_some() {
+            return Err(lib_err(
+                &self.root,
+                format!("was opened for reading, so it cannot {what}; open it with Library::open"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Maps (or reads, when small or unmappable) a library file, checking its length and, when it
+/// is at most [`VERIFY_ON_OPEN_BYTES`], its CRC-32.
+fn map_checked(
+    path: &Path,
+    sum: Option<&super::FileSum>,
+    remedy: &str,
+) -> Result<Box<dyn AsRef<[u8]> + Send + Sync>> {
+    let bytes = map_bytes(path, sum, remedy)?;
+    if let Some(sum) = sum {
+        if sum.len <= VERIFY_ON_OPEN_BYTES {
+            check_crc(path, (*bytes).as_ref(), sum, remedy)?;
+        }
+    }
+    Ok(bytes)
+}
