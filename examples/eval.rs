@@ -528,7 +528,9 @@ fn main() {
     let lex = seed.lexical().unwrap();
     let mut pairs: Vec<f64> = Vec::new();
     for row in 0..seed.len() {
-        let s = lex.similarities(&lex.query(&seed.lexical_text(row).unwrap()));
+        let s = lex
+            .similarities(&lex.query(&seed.lexical_text(row).unwrap()))
+            .unwrap();
         pairs.extend(
             s.iter()
                 .enumerate()

@@ -141,6 +141,7 @@ fn a_lexical_query_of_unknown_or_common_words_is_a_clear_error() {
 fn lexical_top(lib: &Library, row: usize) -> Vec<(String, f32)> {
     let lex = lib.lexical().unwrap();
     lex.search(&lex.query(&lib.lexical_text(row).unwrap()), 10)
+        .unwrap()
         .into_iter()
         .map(|h| (lib.papers().unwrap()[h.row].id.clone(), h.score))
         .collect()
@@ -254,7 +255,7 @@ fn a_damaged_lexical_file_is_a_clear_error_and_index_rebuild_repairs_it() {
 
     // A lexical file that disagrees with the papers is refused too.
     let other = papersim::index::lexical::LexicalIndex::build(["just one paper about diffusion"]);
-    std::fs::write(&file, other.to_bytes()).unwrap();
+    std::fs::write(&file, other.to_bytes().unwrap()).unwrap();
     let msg = Library::open(&root)
         .unwrap()
         .lexical()

@@ -26,6 +26,7 @@ fn exact_top10(lib: &Library, row: usize) -> Vec<String> {
 fn lexical_top10(lib: &Library, row: usize) -> Vec<(String, f32)> {
     let lex = lib.lexical().unwrap();
     lex.search(&lex.query(&lib.lexical_text(row).unwrap()), 10)
+        .unwrap()
         .into_iter()
         .map(|h| (lib.papers().unwrap()[h.row].id.clone(), h.score))
         .collect()

@@ -653,7 +653,9 @@ fn check_consistent(root: &Path, rng: &mut Rng) -> BTreeSet<String> {
     let lex = lib.lexical().unwrap();
     assert_eq!(lex.len(), n, "lexical index");
     let last = n - 1;
-    let top = lex.search(&lex.query(&lib.lexical_text(last).unwrap()), 1);
+    let top = lex
+        .search(&lex.query(&lib.lexical_text(last).unwrap()), 1)
+        .unwrap();
     assert_eq!(top[0].row, last, "lexical index disagrees with the papers");
     let row = rng.below(n as u64) as usize;
     let fresh = common::embedder()
@@ -688,7 +690,7 @@ fn generation(root: &Path) -> u64 {
 /// The file names a manifest refers to: its base generation's and its segments'.
 fn manifest_files(m: &Value) -> BTreeSet<String> {
     let f = &m["files"];
-    let mut names: BTreeSet<String> = ["papers", "embeddings", "graph", "lexical"]
+    let mut names: BTreeSet<String> = ["papers", "embeddings", "graph", "lexical", "keys"]
         .iter()
         .filter_map(|k| f[*k].as_str().map(str::to_string))
         .collect();

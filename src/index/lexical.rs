@@ -18,18 +18,30 @@
 //!   queries on one scale, about [0, 1], for `--min-score`, fusion and reader profiles.
 //! - **Rows** are the library's rows: [`LexicalIndex::add`] appends documents in the order the
 //!   library appends papers, so an index built incrementally is identical to one built at once.
-//! - **File** (`lexical.<gen>.bin`, written by the library with each generation):
-//!   magic `PSLEX1\n\0`; u64 documents, terms, postings, total tokens (little-endian); each
-//!   document's length (LEB128); each term in first-seen order as its UTF-8 bytes, its posting
-//!   count and its postings (row delta, term frequency; LEB128); then the SHA-256 of all of the
-//!   above. [`LexicalIndex::from_bytes`] checks the checksum and every count, so a truncated or
-//!   damaged file is an error, never a wrong answer or a panic.
+//! - **File** (`lexical.<gen>.bin`, written by the library with each generation), made to be
+//!   used where it lies ([`LexicalIndex::open`]), so that a query at a million papers reads
+//!   the postings of its own terms, not the whole index: magic `PSLEX2\n\0`; u64 documents,
+//!   terms, term bytes, postings bytes, total tokens (little-endian); each document's length
+//!   (u32); a table of 24-byte entries, one per term in byte order (where its bytes end, where
+//!   its postings start, its posting count: u64 each), searched by bisection; the terms'
+//!   bytes; the postings (row delta, term frequency; LEB128); the CRC-32 of all of the above.
+//!   Opening checks the header, the table and the lengths; a term's postings are checked as a
+//!   query reads them, so a damaged file is an error, never a wrong answer or a panic.
+//!   Libraries written before (format version 2) hold `PSLEX1` files (terms in first-seen
+//!   order, SHA-256 sealed), read whole into memory until their next full commit.
+//! - Rows added after a file's (a library's segments) are indexed in memory beside it: the
+//!   statistics (document frequencies, average length) span both, so scores are those of one
+//!   index built at once.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
 use crate::index::{Hit, TopK};
+use crate::{Error, Result};
 
 /// BM25 term-frequency saturation.
 pub const K1: f32 = 1.2;
@@ -37,6 +49,10 @@ pub const K1: f32 = 1.2;
 pub const B: f32 = 0.75;
 
 const MAGIC: &[u8; 8] = b"PSLEX1\n\0";
+/// The current file form: terms sorted, postings found by a table, used where it lies.
+const MAGIC2: &[u8; 8] = b"PSLEX2\n\0";
+/// Magic and five counts.
+const HEADER2: usize = 48;
 
 /// Words too common in English to say anything about a paper.
 const STOPWORDS: &[&str] = &[
@@ -108,22 +124,35 @@ struct Posting {
     tf: u32,
 }
 
-/// A BM25 index over documents numbered 0.. in the order they were added.
+/// A BM25 index over documents numbered 0.. in the order they were added: a [`Frozen`] file
+/// used where it lies (a library's base generation; rows 0..) and, after it, the rows added in
+/// memory.
 #[derive(Debug, Clone, Default)]
 pub struct LexicalIndex {
+    frozen: Option<Arc<Frozen>>,
+    /// The in-memory part: its terms, and their postings (global row numbers, after the
+    /// frozen rows).
     vocab: HashMap<String, u32>,
     terms: Vec<String>,
     postings: Vec<Vec<Posting>>,
+    /// Token counts of the in-memory rows.
     doc_len: Vec<u32>,
+    /// Token count of every row, frozen ones included.
     total_len: u64,
-    /// Per document: k1·(1 − b + b·len/avglen), refreshed after every change.
-    norm: Vec<f32>,
+}
+
+/// A term as the index knows it: its place in the frozen file and in memory (either may be
+/// missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TermRef {
+    frozen: Option<u32>,
+    mem: Option<u32>,
 }
 
 /// A parsed query: its terms that the index knows, with their counts in the query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LexQuery {
-    terms: Vec<(u32, f32)>,
+    terms: Vec<(TermRef, f32)>,
     self_score: f32,
 }
 
@@ -142,7 +171,7 @@ impl LexQuery {
 /// A document that is not in the index (a new digest's paper), ready to be scored against it.
 #[derive(Debug, Clone)]
 pub struct ForeignDoc {
-    counts: HashMap<u32, u32>,
+    counts: HashMap<TermRef, u32>,
     len: u32,
 }
 
@@ -161,20 +190,81 @@ impl LexicalIndex {
 
     /// Number of documents.
     pub fn len(&self) -> usize {
-        self.doc_len.len()
+        self.frozen_rows() + self.doc_len.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.doc_len.is_empty()
+        self.len() == 0
     }
+
     /// Number of distinct terms.
     pub fn terms(&self) -> usize {
-        self.terms.len()
+        let frozen = self.frozen.as_ref();
+        frozen.map_or(0, |f| f.terms)
+            + self
+                .terms
+                .iter()
+                .filter(|t| frozen.and_then(|f| f.find(t.as_bytes())).is_none())
+                .count()
+    }
+
+    fn frozen_rows(&self) -> usize {
+        self.frozen.as_ref().map_or(0, |f| f.docs)
+    }
+
+    /// Token count of row `row`.
+    fn doc_len(&self, row: usize) -> u32 {
+        match &self.frozen {
+            Some(f) if row < f.docs => f.doc_len(row),
+            _ => self.doc_len[row - self.frozen_rows()],
+        }
+    }
+
+    /// The index's reference to `token`, if it knows it.
+    fn lookup(&self, token: &str) -> Option<TermRef> {
+        let r = TermRef {
+            frozen: self.frozen.as_ref().and_then(|f| f.find(token.as_bytes())),
+            mem: self.vocab.get(token).copied(),
+        };
+        (r.frozen.is_some() || r.mem.is_some()).then_some(r)
+    }
+
+    /// Documents holding the term.
+    fn df(&self, t: TermRef) -> usize {
+        t.frozen.map_or(0, |i| {
+            self.frozen
+                .as_ref()
+                .filter(|f| (i as usize) < f.terms)
+                .map_or(0, |f| f.count(i as usize))
+        }) + t
+            .mem
+            .map_or(0, |i| self.postings.get(i as usize).map_or(0, Vec::len))
+    }
+
+    /// Calls `f(row, tf)` for each posting of `t`, in row order.
+    fn for_each_posting(&self, t: TermRef, mut f: impl FnMut(usize, u32)) -> Result<()> {
+        if let (Some(i), Some(frozen)) = (t.frozen, &self.frozen) {
+            if (i as usize) < frozen.terms {
+                frozen.postings(i as usize, &mut f)?;
+            }
+        }
+        // A query holds the term numbers of the index that parsed it; another index's yield
+        // nothing here rather than a panic.
+        if let Some(list) = t.mem.and_then(|i| self.postings.get(i as usize)) {
+            for p in list {
+                f(p.row as usize, p.tf);
+            }
+        }
+        Ok(())
+    }
+
+    fn norm(&self, len: u32) -> f32 {
+        K1 * (1.0 - B + B * len as f32 / self.avg_len())
     }
 
     /// Appends `texts` as rows len()...
     pub fn add<S: AsRef<str>>(&mut self, texts: impl IntoIterator<Item = S>) {
         for text in texts {
-            let row = self.doc_len.len() as u32;
+            let row = self.len() as u32;
             let tokens = tokens(text.as_ref());
             // Term ids in first-seen order within the document, so that ids (and the file)
             // depend only on the order of the documents.
@@ -205,23 +295,13 @@ impl LexicalIndex {
             self.doc_len.push(tokens.len() as u32);
             self.total_len += tokens.len() as u64;
         }
-        self.refresh_norms();
-    }
-
-    fn refresh_norms(&mut self) {
-        let avg = self.avg_len();
-        self.norm = self
-            .doc_len
-            .iter()
-            .map(|&l| K1 * (1.0 - B + B * l as f32 / avg))
-            .collect();
     }
 
     fn avg_len(&self) -> f32 {
-        if self.doc_len.is_empty() || self.total_len == 0 {
+        if self.is_empty() || self.total_len == 0 {
             1.0
         } else {
-            self.total_len as f32 / self.doc_len.len() as f32
+            self.total_len as f32 / self.len() as f32
         }
     }
 
@@ -238,58 +318,55 @@ impl LexicalIndex {
     /// Parses `text` as a query.
     pub fn query(&self, text: &str) -> LexQuery {
         let tokens = tokens(text);
-        let mut terms: Vec<(u32, f32)> = Vec::new();
-        let mut slot: HashMap<u32, usize> = HashMap::new();
+        let mut terms: Vec<(TermRef, f32)> = Vec::new();
+        let mut slot: HashMap<TermRef, usize> = HashMap::new();
         for t in &tokens {
-            if let Some(&id) = self.vocab.get(t.as_str()) {
-                match slot.get(&id) {
+            if let Some(r) = self.lookup(t) {
+                match slot.get(&r) {
                     Some(&i) => terms[i].1 += 1.0,
                     None => {
-                        slot.insert(id, terms.len());
-                        terms.push((id, 1.0));
+                        slot.insert(r, terms.len());
+                        terms.push((r, 1.0));
                     }
                 }
             }
         }
-        let norm = K1 * (1.0 - B + B * tokens.len() as f32 / self.avg_len());
+        let norm = self.norm(tokens.len() as u32);
         let self_score = terms
             .iter()
-            .map(|&(id, qtf)| {
-                qtf * self.idf(self.postings[id as usize].len()) * Self::weight(qtf, norm)
-            })
+            .map(|&(r, qtf)| qtf * self.idf(self.df(r)) * Self::weight(qtf, norm))
             .sum();
         LexQuery { terms, self_score }
     }
 
-    /// BM25 scores of every document for `query` (0 for documents sharing no term).
-    pub fn scores(&self, query: &LexQuery) -> Vec<f32> {
+    /// BM25 scores of every document for `query` (0 for documents sharing no term). Fails
+    /// only on a damaged frozen file (its postings are checked as they are read).
+    pub fn scores(&self, query: &LexQuery) -> Result<Vec<f32>> {
         let mut acc = vec![0f32; self.len()];
-        for &(id, qtf) in &query.terms {
-            let postings = &self.postings[id as usize];
-            let w = qtf * self.idf(postings.len());
-            for p in postings {
-                let r = p.row as usize;
-                acc[r] += w * Self::weight(p.tf as f32, self.norm[r]);
-            }
+        for &(r, qtf) in &query.terms {
+            let w = qtf * self.idf(self.df(r));
+            self.for_each_posting(r, |row, tf| {
+                acc[row] += w * Self::weight(tf as f32, self.norm(self.doc_len(row)));
+            })?;
         }
-        acc
+        Ok(acc)
     }
 
     /// Scores as similarities: BM25 divided by the query's score against itself.
-    pub fn similarities(&self, query: &LexQuery) -> Vec<f32> {
-        let mut s = self.scores(query);
+    pub fn similarities(&self, query: &LexQuery) -> Result<Vec<f32>> {
+        let mut s = self.scores(query)?;
         let scale = if query.self_score > 0.0 {
             1.0 / query.self_score
         } else {
             0.0
         };
         s.iter_mut().for_each(|x| *x *= scale);
-        s
+        Ok(s)
     }
 
     /// The k documents with the highest positive similarity, best first (ties: lower row).
-    pub fn search(&self, query: &LexQuery, k: usize) -> Vec<Hit> {
-        top_hits(&self.similarities(query), k)
+    pub fn search(&self, query: &LexQuery, k: usize) -> Result<Vec<Hit>> {
+        Ok(top_hits(&self.similarities(query)?, k))
     }
 
     /// Reads a document that is not in the index, for [`LexicalIndex::similarity_foreign`].
@@ -297,8 +374,8 @@ impl LexicalIndex {
         let tokens = tokens(text);
         let mut counts = HashMap::new();
         for t in &tokens {
-            if let Some(&id) = self.vocab.get(t.as_str()) {
-                *counts.entry(id).or_insert(0) += 1;
+            if let Some(r) = self.lookup(t) {
+                *counts.entry(r).or_insert(0) += 1;
             }
         }
         ForeignDoc {
@@ -313,52 +390,116 @@ impl LexicalIndex {
         if query.self_score <= 0.0 {
             return 0.0;
         }
-        let norm = K1 * (1.0 - B + B * doc.len as f32 / self.avg_len());
+        let norm = self.norm(doc.len);
         let score: f32 = query
             .terms
             .iter()
-            .filter_map(|&(id, qtf)| {
-                let tf = *doc.counts.get(&id)? as f32;
-                Some(qtf * self.idf(self.postings[id as usize].len()) * Self::weight(tf, norm))
+            .filter_map(|&(r, qtf)| {
+                let tf = *doc.counts.get(&r)? as f32;
+                Some(qtf * self.idf(self.df(r)) * Self::weight(tf, norm))
             })
             .sum();
         score / query.self_score
     }
 
-    /// The file form (see the module documentation).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let postings: usize = self.postings.iter().map(Vec::len).sum();
-        let mut out = Vec::with_capacity(64 + postings * 3 + self.terms.len() * 12);
-        out.extend_from_slice(MAGIC);
+    /// The file form (see the module documentation): terms in byte order, each with its
+    /// postings, so that [`LexicalIndex::open`] can use it where it lies.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        // Every term of both parts, in byte order, with where each part holds it.
+        let mut all: std::collections::BTreeMap<&[u8], TermRef> = Default::default();
+        if let Some(f) = &self.frozen {
+            for i in 0..f.terms {
+                all.entry(f.term(i))
+                    .or_insert(TermRef {
+                        frozen: None,
+                        mem: None,
+                    })
+                    .frozen = Some(i as u32);
+            }
+        }
+        for (i, term) in self.terms.iter().enumerate() {
+            all.entry(term.as_bytes())
+                .or_insert(TermRef {
+                    frozen: None,
+                    mem: None,
+                })
+                .mem = Some(i as u32);
+        }
+        let docs = self.len();
+        let mut table = Vec::with_capacity(all.len() * 24);
+        let mut strings = Vec::new();
+        let mut postings = Vec::new();
+        for (term, r) in &all {
+            let start = postings.len() as u64;
+            let mut count = 0u64;
+            let mut prev = None;
+            self.for_each_posting(*r, |row, tf| {
+                let delta = match prev {
+                    None => row,
+                    Some(p) => row - p,
+                };
+                put_varint(&mut postings, delta as u64);
+                put_varint(&mut postings, tf as u64);
+                prev = Some(row);
+                count += 1;
+            })?;
+            strings.extend_from_slice(term);
+            for n in [strings.len() as u64, start, count] {
+                table.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(
+            HEADER2 + 4 * docs + table.len() + strings.len() + postings.len() + 4,
+        );
+        out.extend_from_slice(MAGIC2);
         for n in [
-            self.doc_len.len() as u64,
-            self.terms.len() as u64,
-            postings as u64,
+            docs as u64,
+            all.len() as u64,
+            strings.len() as u64,
+            postings.len() as u64,
             self.total_len,
         ] {
             out.extend_from_slice(&n.to_le_bytes());
         }
-        for &l in &self.doc_len {
-            put_varint(&mut out, l as u64);
+        for row in 0..docs {
+            out.extend_from_slice(&self.doc_len(row).to_le_bytes());
         }
-        for (term, list) in self.terms.iter().zip(&self.postings) {
-            put_varint(&mut out, term.len() as u64);
-            out.extend_from_slice(term.as_bytes());
-            put_varint(&mut out, list.len() as u64);
-            let mut prev = 0u32;
-            for (i, p) in list.iter().enumerate() {
-                put_varint(&mut out, if i == 0 { p.row } else { p.row - prev } as u64);
-                put_varint(&mut out, p.tf as u64);
-                prev = p.row;
-            }
-        }
-        let digest = Sha256::digest(&out);
-        out.extend_from_slice(&digest);
-        out
+        out.extend_from_slice(&table);
+        out.extend_from_slice(&strings);
+        out.extend_from_slice(&postings);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        Ok(out)
     }
 
-    /// Reads the file form, checking it throughout; the error says what is wrong.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+    /// Uses a file of the current form (`PSLEX2`) where it lies: the header, the term table
+    /// and the document lengths are checked now (in time linear in terms and documents, not
+    /// in postings), each term's postings when a query reads them; with `verify`, the whole
+    /// file's CRC-32 too. `path` names the file in errors.
+    pub fn open(
+        path: &Path,
+        bytes: Box<dyn AsRef<[u8]> + Send + Sync>,
+        verify: bool,
+    ) -> std::result::Result<Self, String> {
+        if !(*bytes).as_ref().starts_with(MAGIC2) {
+            return Self::from_v1((*bytes).as_ref());
+        }
+        let frozen = Frozen::open(path, bytes, verify)?;
+        Ok(LexicalIndex {
+            total_len: frozen.total_len,
+            frozen: Some(Arc::new(frozen)),
+            ..Self::default()
+        })
+    }
+
+    /// Reads a file of either form, checking it whole; the error says what is wrong.
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        Self::open(Path::new("lexical index"), Box::new(bytes.to_vec()), true)
+    }
+
+    /// Reads the first file form (`PSLEX1`: terms in first-seen order, SHA-256 sealed),
+    /// which libraries of format version 2 hold, checking it throughout.
+    fn from_v1(bytes: &[u8]) -> std::result::Result<Self, String> {
         if bytes.len() < MAGIC.len() + 32 + 32 || &bytes[..MAGIC.len()] != MAGIC {
             return Err(if bytes.starts_with(MAGIC) {
                 "truncated lexical index".into()
@@ -448,16 +589,14 @@ impl LexicalIndex {
         if doc_len.iter().map(|&l| l as u64).sum::<u64>() != total_len {
             return Err("total length disagrees with the document lengths".into());
         }
-        let mut index = LexicalIndex {
+        Ok(LexicalIndex {
+            frozen: None,
             vocab,
             terms,
             postings,
             doc_len,
             total_len,
-            norm: Vec::new(),
-        };
-        index.refresh_norms();
-        Ok(index)
+        })
     }
 }
 
@@ -470,6 +609,197 @@ pub fn top_hits(scores: &[f32], k: usize) -> Vec<Hit> {
         }
     }
     top.into_sorted()
+}
+
+/// A `PSLEX2` file used where it lies (see [`LexicalIndex::open`]).
+struct Frozen {
+    path: PathBuf,
+    bytes: Box<dyn AsRef<[u8]> + Send + Sync>,
+    docs: usize,
+    terms: usize,
+    total_len: u64,
+    table_at: usize,
+    strings_at: usize,
+    postings_at: usize,
+    postings_len: usize,
+}
+
+impl std::fmt::Debug for Frozen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frozen")
+            .field("path", &self.path)
+            .field("docs", &self.docs)
+            .field("terms", &self.terms)
+            .finish()
+    }
+}
+
+impl Frozen {
+    fn open(
+        path: &Path,
+        bytes: Box<dyn AsRef<[u8]> + Send + Sync>,
+        verify: bool,
+    ) -> std::result::Result<Frozen, String> {
+        let b = (*bytes).as_ref();
+        if b.len() < HEADER2 + 4 {
+            return Err("truncated lexical index".into());
+        }
+        let (body, crc) = b.split_at(b.len() - 4);
+        if verify && crc32fast::hash(body).to_le_bytes() != crc {
+            return Err("checksum mismatch: the lexical index is truncated or damaged".into());
+        }
+        let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        let (docs, terms, strings, postings, total_len) =
+            (word(8), word(16), word(24), word(32), word(40));
+        let expected = HEADER2 as u128
+            + 4 * docs as u128
+            + 24 * terms as u128
+            + strings as u128
+            + postings as u128
+            + 4;
+        if expected != b.len() as u128 {
+            return Err(format!(
+                "truncated or damaged lexical index: its header describes {expected} bytes, the file has {}",
+                b.len()
+            ));
+        }
+        let (docs, terms) = (docs as usize, terms as usize);
+        let table_at = HEADER2 + 4 * docs;
+        let strings_at = table_at + 24 * terms;
+        let postings_at = strings_at + strings as usize;
+        let frozen = Frozen {
+            path: path.to_path_buf(),
+            docs,
+            terms,
+            total_len,
+            table_at,
+            strings_at,
+            postings_at,
+            postings_len: postings as usize,
+            bytes,
+        };
+        frozen.check(strings as usize)?;
+        Ok(frozen)
+    }
+
+    /// The checks that make every later read stay inside the file: lengths add up, the
+    /// term table's offsets grow, terms are in strictly increasing byte order (so that a
+    /// binary search finds them), and counts fit the documents.
+    fn check(&self, strings: usize) -> std::result::Result<(), String> {
+        let sum: u64 = (0..self.docs).map(|r| u64::from(self.doc_len(r))).sum();
+        if sum != self.total_len {
+            return Err("total length disagrees with the document lengths".into());
+        }
+        let (mut string_end, mut postings_start) = (0u64, 0u64);
+        let mut previous: Option<&[u8]> = None;
+        for i in 0..self.terms {
+            let (end, start, count) = self.entry(i);
+            if end <= string_end || end > strings as u64 {
+                return Err(format!("term {i}: bad term bytes"));
+            }
+            if (i == 0 && start != 0) || (i > 0 && start <= postings_start) {
+                return Err(format!("term {i}: postings out of order"));
+            }
+            if start >= self.postings_len as u64 || count == 0 || count > self.docs as u64 {
+                return Err(format!(
+                    "term {i}: {count} postings at byte {start} for {} documents",
+                    self.docs
+                ));
+            }
+            let term = self.term(i);
+            if previous.is_some_and(|p| p >= term) {
+                return Err(format!("term {i}: terms out of order"));
+            }
+            previous = Some(term);
+            string_end = end;
+            postings_start = start;
+        }
+        if string_end != strings as u64 {
+            return Err("term bytes left over".into());
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        (*self.bytes).as_ref()
+    }
+
+    fn word(&self, at: usize) -> u64 {
+        u64::from_le_bytes(self.bytes()[at..at + 8].try_into().expect("8 bytes"))
+    }
+
+    fn doc_len(&self, row: usize) -> u32 {
+        let at = HEADER2 + 4 * row;
+        u32::from_le_bytes(self.bytes()[at..at + 4].try_into().expect("4 bytes"))
+    }
+
+    /// Term `i`'s table entry: where its bytes end, where its postings start, its count.
+    fn entry(&self, i: usize) -> (u64, u64, u64) {
+        let at = self.table_at + 24 * i;
+        (self.word(at), self.word(at + 8), self.word(at + 16))
+    }
+
+    fn term(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.entry(i - 1).0 } as usize;
+        let end = self.entry(i).0 as usize;
+        &self.bytes()[self.strings_at + start..self.strings_at + end]
+    }
+
+    fn count(&self, i: usize) -> usize {
+        self.entry(i).2 as usize
+    }
+
+    fn find(&self, term: &[u8]) -> Option<u32> {
+        let (mut lo, mut hi) = (0, self.terms);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.term(mid).cmp(term) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Some(mid as u32),
+            }
+        }
+        None
+    }
+
+    /// Decodes term `i`'s postings, checking them, and calls `f(row, tf)` for each.
+    fn postings(&self, i: usize, f: &mut impl FnMut(usize, u32)) -> Result<()> {
+        let (_, start, count) = self.entry(i);
+        let end = if i + 1 < self.terms {
+            self.entry(i + 1).1
+        } else {
+            self.postings_len as u64
+        };
+        let bad = |reason: String| Error::Index {
+            path: self.path.clone(),
+            reason: format!(
+                "term `{}`: {reason}; run `papersim index rebuild` to rebuild it",
+                String::from_utf8_lossy(self.term(i))
+            ),
+        };
+        let mut r = Reader {
+            bytes: &self.bytes()
+                [self.postings_at + start as usize..self.postings_at + end as usize],
+            at: 0,
+        };
+        let mut row = 0u64;
+        for n in 0..count {
+            let delta = r.varint().map_err(bad)?;
+            if n > 0 && delta == 0 {
+                return Err(bad("rows out of order".into()));
+            }
+            row += delta;
+            let tf = r.u32().map_err(bad)?;
+            if row >= self.docs as u64 || tf == 0 {
+                return Err(bad(format!("bad posting (row {row}, tf {tf})")));
+            }
+            f(row as usize, tf);
+        }
+        if r.at != r.bytes.len() {
+            return Err(bad("postings left over".into()));
+        }
+        Ok(())
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -548,12 +878,14 @@ mod tests {
     #[test]
     fn a_rare_term_finds_its_document_first() {
         let index = LexicalIndex::build(DOCS);
-        let hits = index.search(&index.query("RTL"), 5);
+        let hits = index.search(&index.query("RTL"), 5).unwrap();
         assert_eq!(hits.len(), 1, "{hits:?}");
         assert_eq!(hits[0].row, 0);
-        let hits = index.search(&index.query("speculative decoding"), 5);
+        let hits = index
+            .search(&index.query("speculative decoding"), 5)
+            .unwrap();
         assert_eq!(hits[0].row, 1);
-        assert!(index.search(&index.query("giraffe"), 5).is_empty());
+        assert!(index.search(&index.query("giraffe"), 5).unwrap().is_empty());
         assert!(index.query("the of and").is_empty());
     }
 
@@ -562,13 +894,13 @@ mod tests {
         let index = LexicalIndex::build(DOCS);
         for (row, text) in DOCS.iter().enumerate() {
             let q = index.query(text);
-            let s = index.similarities(&q);
+            let s = index.similarities(&q).unwrap();
             assert!((s[row] - 1.0).abs() < 1e-5, "row {row}: {}", s[row]);
             let best = top_hits(&s, 1)[0].row;
             assert_eq!(best, row);
         }
         // The distillation papers are each other's nearest neighbours.
-        let hits = index.search(&index.query(DOCS[2]), 2);
+        let hits = index.search(&index.query(DOCS[2]), 2).unwrap();
         assert_eq!(hits[1].row, 3);
     }
 
@@ -577,7 +909,7 @@ mod tests {
         let index = LexicalIndex::build(&DOCS[..4]);
         let q = index.query(DOCS[2]);
         let foreign = index.foreign(DOCS[3]);
-        let inside = index.similarities(&q)[3];
+        let inside = index.similarities(&q).unwrap()[3];
         assert!((index.similarity_foreign(&q, &foreign) - inside).abs() < 1e-6);
     }
 
@@ -588,30 +920,35 @@ mod tests {
         inc.add(&DOCS[..2]);
         inc.add(&DOCS[2..3]);
         inc.add(&DOCS[3..]);
-        assert_eq!(inc.to_bytes(), once.to_bytes());
+        assert_eq!(inc.to_bytes().unwrap(), once.to_bytes().unwrap());
         let q = once.query("distillation code");
-        assert_eq!(inc.search(&q, 5), once.search(&q, 5));
+        assert_eq!(inc.search(&q, 5).unwrap(), once.search(&q, 5).unwrap());
     }
 
     #[test]
     fn file_round_trips() {
         let index = LexicalIndex::build(DOCS);
-        let bytes = index.to_bytes();
+        let bytes = index.to_bytes().unwrap();
         let back = LexicalIndex::from_bytes(&bytes).unwrap();
-        assert_eq!(back.to_bytes(), bytes);
+        assert_eq!(back.to_bytes().unwrap(), bytes);
         assert_eq!(back.len(), DOCS.len());
-        let q = index.query("diffusion distillation");
-        assert_eq!(back.search(&q, 5), index.search(&q, 5));
+        let q = "diffusion distillation";
+        assert_eq!(
+            back.search(&back.query(q), 5).unwrap(),
+            index.search(&index.query(q), 5).unwrap()
+        );
         let empty = LexicalIndex::new();
         assert_eq!(
-            LexicalIndex::from_bytes(&empty.to_bytes()).unwrap().len(),
+            LexicalIndex::from_bytes(&empty.to_bytes().unwrap())
+                .unwrap()
+                .len(),
             0
         );
     }
 
     #[test]
     fn damaged_files_are_errors() {
-        let bytes = LexicalIndex::build(DOCS).to_bytes();
+        let bytes = LexicalIndex::build(DOCS).to_bytes().unwrap();
         for cut in [0, 7, 8, 40, bytes.len() / 2, bytes.len() - 1] {
             let err = LexicalIndex::from_bytes(&bytes[..cut]).unwrap_err();
             assert!(
@@ -630,20 +967,59 @@ mod tests {
     fn damaged_bodies_with_valid_checksums_are_caught() {
         // Re-seal a body whose counts lie, to exercise the structural checks.
         let seal = |mut body: Vec<u8>| {
-            let d = Sha256::digest(&body);
-            body.extend_from_slice(&d);
+            let crc = crc32fast::hash(&body);
+            body.extend_from_slice(&crc.to_le_bytes());
             body
         };
-        let bytes = LexicalIndex::build(DOCS).to_bytes();
-        let body = bytes[..bytes.len() - 32].to_vec();
+        let bytes = LexicalIndex::build(DOCS).to_bytes().unwrap();
+        let body = bytes[..bytes.len() - 4].to_vec();
+        assert!(LexicalIndex::from_bytes(&seal(body.clone())).is_ok());
         let mut lie = body.clone();
         lie[8] += 1; // one more document than there are
         assert!(LexicalIndex::from_bytes(&seal(lie)).is_err());
         let mut lie = body.clone();
-        lie[8 + 16] += 1; // more postings than there are
+        lie[32] += 1; // more postings bytes than there are
         assert!(LexicalIndex::from_bytes(&seal(lie)).is_err());
-        let mut huge = body;
+        let mut huge = body.clone();
         huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(LexicalIndex::from_bytes(&seal(huge)).is_err());
+        // Postings are checked when a query reads them: a file opened unchecked gives an
+        // error, not a wrong score, for a damaged posting list.
+        let mut bad = body;
+        let last = bad.len() - 1;
+        bad[last] = 0; // the last posting's tf
+        let index =
+            LexicalIndex::open(Path::new("lexical.9.bin"), Box::new(seal(bad)), true).unwrap();
+        let err = (0..DOCS.len())
+            .find_map(|r| index.search(&index.query(DOCS[r]), 5).err())
+            .expect("a query reads the damaged list");
+        assert!(err.to_string().contains("lexical.9.bin"), "{err}");
+    }
+
+    #[test]
+    fn a_frozen_index_with_rows_added_in_memory_equals_one_built_at_once() {
+        let once = LexicalIndex::build(DOCS);
+        let frozen = LexicalIndex::build(&DOCS[..3]).to_bytes().unwrap();
+        let mut grown =
+            LexicalIndex::open(Path::new("lexical.1.bin"), Box::new(frozen), true).unwrap();
+        grown.add(&DOCS[3..]);
+        assert_eq!(grown.len(), DOCS.len());
+        assert_eq!(grown.to_bytes().unwrap(), once.to_bytes().unwrap());
+        for text in DOCS
+            .iter()
+            .chain(["distillation code", "RTL Verilog"].iter())
+        {
+            let (a, b) = (grown.query(text), once.query(text));
+            assert_eq!(a.self_score(), b.self_score());
+            assert_eq!(
+                grown.similarities(&a).unwrap(),
+                once.similarities(&b).unwrap()
+            );
+            let doc = grown.foreign(DOCS[1]);
+            assert_eq!(
+                grown.similarity_foreign(&a, &doc),
+                once.similarity_foreign(&b, &once.foreign(DOCS[1]))
+            );
+        }
     }
 }

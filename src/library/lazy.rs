@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::format::{check_crc, map_bytes, REBUILD, RESTORE, VERIFY_ON_OPEN_BYTES};
+use super::format::{map_checked, REBUILD, RESTORE};
 use super::keys::Keys;
 use super::record::Paper;
 use super::{lib_err, Library};
@@ -198,20 +198,4 @@ impl Library {
         }
         Ok(())
     }
-}
-
-/// Maps (or reads, when small or unmappable) a library file, checking its length and, when it
-/// is at most [`VERIFY_ON_OPEN_BYTES`], its CRC-32.
-fn map_checked(
-    path: &Path,
-    sum: Option<&super::FileSum>,
-    remedy: &str,
-) -> Result<Box<dyn AsRef<[u8]> + Send + Sync>> {
-    let bytes = map_bytes(path, sum, remedy)?;
-    if let Some(sum) = sum {
-        if sum.len <= VERIFY_ON_OPEN_BYTES {
-            check_crc(path, (*bytes).as_ref(), sum, remedy)?;
-        }
-    }
-    Ok(bytes)
 }

@@ -61,7 +61,7 @@ pub mod npy;
 pub mod record;
 mod writer;
 
-use format::{map_vectors, read_checked, read_papers, read_vectors, MappedVectors};
+use format::{map_vectors, read_papers, read_vectors, MappedVectors};
 pub use ingest::{
     IdentityNote, IdentityOutcome, IngestPlan, IngestReport, NewPaper, MAX_PAPERS_PER_TITLE,
 };
@@ -788,8 +788,10 @@ impl Library {
             }
         };
         let path = self.root.join(name);
-        let bytes = read_checked(&path, self.manifest.checksums.get(name), format::REBUILD)?;
-        let index = LexicalIndex::from_bytes(&bytes).map_err(|reason| Error::Library {
+        let bytes = format::map_checked(&path, self.manifest.checksums.get(name), format::REBUILD)?;
+        // Used where it lies: its CRC-32 was checked above when small; its structure is checked
+        // as far as opening needs, its postings as queries read them.
+        let index = LexicalIndex::open(&path, bytes, false).map_err(|reason| Error::Library {
             path: path.clone(),
             reason: format!("{reason}; run `papersim index rebuild` to rebuild it"),
         })?;

@@ -115,7 +115,7 @@ impl Library {
             &files.embeddings,
             &npy::encode_f32(&self.vectors.vectors(), self.len(), self.dim()),
         )?;
-        let lexical = self.lexical()?.to_bytes();
+        let lexical = self.lexical()?.to_bytes()?;
         if let Some(name) = &files.lexical {
             write(name, &lexical)?;
         }

@@ -83,7 +83,7 @@ pub fn gather(
         }
         Retrieval::Lexical => {
             let lex = lib.lexical()?;
-            let (rows, lexical) = from_hits(lex.search(&lex.query(text), want));
+            let (rows, lexical) = from_hits(lex.search(&lex.query(text), want)?);
             Ok(Candidates {
                 rows,
                 dense: Vec::new(),
@@ -93,7 +93,7 @@ pub fn gather(
         Retrieval::Hybrid(_) => {
             let v = vector()?;
             let lex = lib.lexical()?;
-            let similarities = lex.similarities(&lex.query(text));
+            let similarities = lex.similarities(&lex.query(text))?;
             let mut rows = Vec::new();
             let mut seen = HashSet::new();
             for h in lib

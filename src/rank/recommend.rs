@@ -27,7 +27,7 @@ pub fn recommend(
         }
         let lex = lib.lexical()?;
         rows.iter()
-            .map(|&r| Ok(lex.similarities(&lex.query(&lib.lexical_text(r)?))))
+            .map(|&r| lex.similarities(&lex.query(&lib.lexical_text(r)?)))
             .collect()
     };
     let like_sims = lexical(likes)?;

@@ -420,8 +420,8 @@ fn item2_a_cut_off_digest_is_corrected_by_the_full_one() {
     // papers are the same, in the same order.
     let reference_lib = Library::open(&reference).unwrap();
     assert_eq!(
-        opened.lexical().unwrap().to_bytes(),
-        reference_lib.lexical().unwrap().to_bytes(),
+        opened.lexical().unwrap().to_bytes().unwrap(),
+        reference_lib.lexical().unwrap().to_bytes().unwrap(),
         "the lexical index still holds the cut abstract"
     );
     let o = run_in(&lib, &["index", "rebuild"]);
