@@ -21,7 +21,9 @@
 //!    cache is warm: these are cold *processes*, not a cold disk;
 //! 4. runs `similar` and `query` again with `--exact` on the same papers and queries: recall@10
 //!    of the default search against the exact f32 scan (both in the default hybrid ranking);
-//! 5. measures bytes on disk per paper (the library directory's files / N).
+//! 5. measures bytes on disk per paper (the library directory's files / N), and per file;
+//! 6. times `embed --lines` of one line without a library (loading the model and embedding one
+//!    text): the part of `query` that `similar` does not pay.
 //!
 //! It prints a markdown table, the CPU and its SIMD flags and the date, marks each figure
 //! against the issue's goals (met / missed), and writes the same as JSON to
@@ -487,6 +489,25 @@ fn library(
     Ok((lib, stats))
 }
 
+/// Bytes per paper of each entry of the library directory (a file, or a directory's files),
+/// largest first: where the bytes go, whatever the format names its files.
+fn bytes_per_entry(lib: &Path, n: usize) -> Result<Vec<(String, f64)>> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(lib).with_context(|| format!("reading {}", lib.display()))? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let bytes = if meta.is_dir() {
+            size_on_disk(&entry.path())?
+        } else {
+            meta.len()
+        };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        entries.push((name, bytes as f64 / n as f64));
+    }
+    entries.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(entries)
+}
+
 /// Bytes of the regular files under `dir`.
 fn size_on_disk(dir: &Path) -> Result<u64> {
     let mut total = 0;
@@ -557,6 +578,8 @@ struct SizeResult {
     library: PathBuf,
     bytes_on_disk: u64,
     bytes_per_paper: f64,
+    /// Each entry of the library directory, in bytes per paper, largest first.
+    bytes_per_paper_by_entry: Vec<(String, f64)>,
     ingest: IngestStats,
     info: Timing,
     similar: Timing,
@@ -564,6 +587,9 @@ struct SizeResult {
     query: Timing,
     query_exact: Timing,
     recommend: Timing,
+    /// `embed --lines` of one line, without a library: what loading the model and embedding a
+    /// query costs a fresh process (the part of `query` that `similar` does not pay).
+    embed_one_line: Timing,
     /// Of the default search against `--exact`, averaged over the runs.
     similar_recall_at_10: f64,
     query_recall_at_10: f64,
@@ -627,6 +653,27 @@ impl Goals {
             },
         }
     }
+}
+
+/// `papersim embed --lines` of a one-line file (a held-out title) into a scratch matrix,
+/// `runs` times after a warm-up run.
+fn embed_one_line(bin: &Path, real: &RealSet, runs: usize) -> Result<Vec<Ran>> {
+    let scratch = tempfile::Builder::new()
+        .prefix("scale-embed-")
+        .tempdir_in(common::cache_dir())?;
+    let text = scratch.path().join("query.txt");
+    fs::write(&text, format!("{}\n", real.papers[real.held_out[0]].title))?;
+    let matrix = scratch.path().join("query.npy");
+    let args = [
+        "-q",
+        "embed",
+        "--lines",
+        path_str(&text)?,
+        "-o",
+        path_str(&matrix)?,
+    ];
+    run(bin, &args)?;
+    (0..runs).map(|_| run(bin, &args)).collect()
 }
 
 /// Runs every command `runs` times against the library of `n` papers at `lib`.
@@ -707,6 +754,7 @@ fn measure(
         }
         args
     })?;
+    let embed = embed_one_line(bin, real, runs)?;
     let bytes_on_disk = size_on_disk(lib)?;
     let bytes_per_paper = bytes_on_disk as f64 / n as f64;
     let (info, similar, query) = (Timing::of(&info), Timing::of(&similar), Timing::of(&query));
@@ -723,6 +771,7 @@ fn measure(
         library: lib.to_path_buf(),
         bytes_on_disk,
         bytes_per_paper,
+        bytes_per_paper_by_entry: bytes_per_entry(lib, n)?,
         ingest,
         info,
         similar,
@@ -730,6 +779,7 @@ fn measure(
         query,
         query_exact: Timing::of(&query_exact),
         recommend: Timing::of(&recommend),
+        embed_one_line: Timing::of(&embed),
         similar_recall_at_10: similar_recall,
         query_recall_at_10: query_recall,
         goals,
@@ -869,13 +919,21 @@ fn table(report: &Report) -> String {
          ({BYTES_PER_PAPER} bytes) per paper on disk.\n"
     ));
     for r in &report.sizes {
+        let entries: Vec<String> = r
+            .bytes_per_paper_by_entry
+            .iter()
+            .map(|(name, b)| format!("{name} {b:.0}"))
+            .collect();
         out.push_str(&format!(
-            "{} papers: `--exact` p50 similar {} ms, query {} ms; {:.1} MiB on disk; ingest \
-             peak RSS {:.0} MiB.\n",
+            "{} papers: `--exact` p50 similar {} ms, query {} ms; `embed` of one line (model \
+             load and one text, no library) p50 {} ms; {:.1} MiB on disk, bytes per paper by \
+             file: {}; ingest peak RSS {:.0} MiB.\n",
             r.papers,
             ms(r.similar_exact.p50_ms),
             ms(r.query_exact.p50_ms),
+            ms(r.embed_one_line.p50_ms),
             r.bytes_on_disk as f64 / 1048576.0,
+            entries.join(", "),
             r.ingest.peak_rss_mib
         ));
     }
