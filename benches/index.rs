@@ -1,16 +1,14 @@
 //! Library benchmark at scale: exact search against HNSW on 100,000 realistic vectors, and the
 //! cost of ingesting a 10-paper digest into a large library against an empty one.
 //!
-//! Realistic vectors: random unit vectors make recall meaningless (every point is about as far
-//! from every other), so the data starts from the real model's embeddings of the real papers
-//! in `tests/fixtures/` (2,700 papers; embedded once, then cached under
-//! `target/bench-cache/`). A tenth of those papers are held out as queries the index has never
-//! seen; the rest are the *bases*. The `PAPERSIM_BENCH_N` stored vectors (default 100,000) are
-//! every base once, then variants of random bases: by default (`PAPERSIM_BENCH_MIX=topic`) a
-//! base mixed with two of its nearest real papers plus a little noise, i.e. new papers within
-//! a real topic; `PAPERSIM_BENCH_MIX=isotropic` makes tight clusters of noisy near-copies
-//! instead (see [`Mix`]). The report prints how close the held-out papers' neighbours are in
-//! the real set and in the generated one, so the two can be compared.
+//! The data (see `common`): the real model's embeddings of the real papers in
+//! `tests/fixtures/`, a tenth held out as queries the index has never seen, the rest the
+//! *bases*. The `PAPERSIM_BENCH_N` stored vectors (default 100,000) are every base once, then
+//! variants of random bases: by default (`PAPERSIM_BENCH_MIX=topic`) a base mixed with two of
+//! its nearest real papers plus a little noise, i.e. new papers within a real topic;
+//! `PAPERSIM_BENCH_MIX=isotropic` makes tight clusters of noisy near-copies instead (see
+//! [`Mix`]). The report prints how close the held-out papers' neighbours are in the real set
+//! and in the generated one, so the two can be compared.
 //!
 //! Before the criterion groups run, a one-off report on stderr gives: HNSW build time; search
 //! latency p50/p95 and recall@10 against exact search at several `ef_search` values, for the
@@ -24,130 +22,30 @@
 //! PAPERSIM_BENCH_N=20000 cargo bench --bench index -- --quick
 //! ```
 
-use std::collections::HashSet;
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use criterion::Criterion;
 use papersim::digest::{self, Digest, ParseOptions};
 use papersim::index::{ExactIndex, HnswIndex, HnswParams, VectorIndex};
-use papersim::library::npy;
 use papersim::library::{Library, Paper, SeenIn, WriteLock};
-use papersim::paper::DigestPaper;
 use papersim::progress::NoProgress;
-use papersim::{Embedder, EmbedderConfig};
-use sha2::{Digest as _, Sha256};
 
-// The unit tests' reproducible random data (xorshift, Box–Muller, perturbation), shared by path.
-#[allow(dead_code)]
-#[path = "../src/index/testutil.rs"]
-mod testutil;
-use testutil::{normalize, perturb, Rng};
+mod common;
+use common::{perturb, quantile, timed, Mix, RealSet, Variants};
 
 const K: usize = 10;
 const QUERIES: usize = 1000;
 const EF_SEARCH: [usize; 4] = [16, 32, 64, 128];
-/// One paper in `HELD_OUT_EVERY` is a query, never stored.
-const HELD_OUT_EVERY: usize = 10;
-/// Variants of a base mix in two of its `NEIGHBOURS` nearest real papers.
-const NEIGHBOURS: usize = 20;
-
-/// Runs `f` once and returns its result with the wall time it took.
-fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
-    let start = Instant::now();
-    let out = f();
-    (out, start.elapsed())
-}
-
-/// The `p`-quantile of sorted durations.
-fn quantile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// The real papers of the test fixtures, once each, in a fixed order: the daily and arXiv
-/// digests and 2,000 arXiv CS papers (every 25th of `../shared`'s 50,000-paper corpus, CC0).
-fn real_papers() -> Result<Vec<DigestPaper>> {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut papers = Vec::new();
-    let mut seen = HashSet::new();
-    for path in [
-        "digests/hf",
-        "digests/arxiv",
-        "digests/hf-trending-mar-11.txt",
-        "bench/arxiv-cs-2000.jsonl.gz",
-    ] {
-        for d in digest::read_path(&fixtures.join(path), &ParseOptions::default())? {
-            for p in d.papers {
-                if seen.insert(p.id()) {
-                    papers.push(p);
-                }
-            }
-        }
-    }
-    Ok(papers)
-}
-
-/// The real model's vectors of `texts`, cached in `target/bench-cache/` by model and texts.
-fn embed_cached(embedder: &Embedder, texts: &[String]) -> Result<Vec<f32>> {
-    let mut hash = Sha256::new();
-    hash.update(embedder.files().fingerprint()?.as_bytes());
-    for t in texts {
-        hash.update(t.as_bytes());
-        hash.update([0]);
-    }
-    let key: String = hash.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-cache");
-    let path = dir.join(format!("real-{key}.npy"));
-    if let Ok(bytes) = std::fs::read(&path) {
-        if let Ok((data, rows, _)) = npy::decode_f32(&bytes) {
-            if rows == texts.len() {
-                return Ok(data);
-            }
-        }
-    }
-    eprintln!(
-        "embedding {} real papers with {} (once; cached in {})",
-        texts.len(),
-        embedder.files().id,
-        path.display()
-    );
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let embedded = embedder.embed(&refs)?;
-    std::fs::create_dir_all(&dir)?;
-    papersim::directory::write_atomically(
-        &path,
-        &npy::encode_f32(&embedded.data, embedded.len(), embedded.dim),
-    )?;
-    Ok(embedded.data)
-}
-
-/// How the stored vectors are made from the real ones (`PAPERSIM_BENCH_MIX`).
-#[derive(Debug, Clone, Copy)]
-enum Mix {
-    /// A base plus up to 0.6 of each of two of its 20 nearest real papers, then noise of
-    /// cosine ≈ 0.97: new papers within a topic, in the region real embeddings occupy.
-    Topic,
-    /// A base, mixed with an unrelated base in 30% of cases (weight 0.2-0.4), then isotropic
-    /// noise of cosine ≈ 0.9: tight clusters of ~40 near-copies per base, with noise in every
-    /// direction (harder for HNSW than real data).
-    Isotropic,
-}
 
 struct Fixture {
     mix: Mix,
+    /// The real papers, their vectors, bases and held-out queries.
+    real: RealSet,
     /// The bases alone: the real papers' vectors.
     real_index: ExactIndex,
-    dim: usize,
-    embedder: Embedder,
-    papers: Vec<DigestPaper>,
-    /// Rows of `papers` that are stored (bases) and held out (queries).
-    bases: Vec<usize>,
-    held_out: Vec<usize>,
     /// For each stored vector, the base it came from.
     origin: Vec<usize>,
     /// The stored vectors, searched exactly.
@@ -170,70 +68,24 @@ impl Fixture {
             Ok("topic") | Err(_) => Mix::Topic,
             Ok(other) => anyhow::bail!("PAPERSIM_BENCH_MIX={other}: expected topic or isotropic"),
         };
-        let embedder = Embedder::new(&EmbedderConfig::default(), &NoProgress)
-            .context("loading the default model")?;
-        let dim = embedder.dim();
-        let papers = real_papers()?;
-        let texts: Vec<String> = papers.iter().map(|p| p.embedding_text()).collect();
-        let real = embed_cached(&embedder, &texts)?;
-        let (held_out, bases): (Vec<usize>, Vec<usize>) =
-            (0..papers.len()).partition(|i| i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1);
-        let row = |i: usize| &real[i * dim..(i + 1) * dim];
+        let real = RealSet::load()?;
+        let dim = real.dim;
+        let real_index = real.base_index()?;
 
-        // Each base's nearest real neighbours: variants are mixed only within a topic, so
-        // they stay in the region real embeddings occupy instead of between unrelated topics.
-        let base_vectors: Vec<f32> = bases.iter().flat_map(|&b| row(b).to_vec()).collect();
-        let real_index = ExactIndex::from_vectors(dim, base_vectors)?;
-        let neighbours: Vec<Vec<usize>> = bases
-            .iter()
-            .map(|&b| {
-                Ok(real_index
-                    .search(row(b), NEIGHBOURS + 1)?
-                    .iter()
-                    .map(|h| bases[h.row])
-                    .filter(|&r| r != b)
-                    .collect())
-            })
-            .collect::<Result<_>>()?;
-
-        let mut rng = Rng::new(2024);
+        let mut variants = Variants::new(&real, &real_index, mix, 2024)?;
         let mut data = Vec::with_capacity(n * dim);
         let mut origin = Vec::with_capacity(n);
-        for i in 0..n {
-            // Every base once as it is, then mixed and perturbed variants.
-            if i < bases.len() {
-                origin.push(bases[i]);
-                data.extend_from_slice(row(bases[i]));
-                continue;
-            }
-            let k = rng.below(bases.len());
-            let a = bases[k];
-            origin.push(a);
-            let mut v = row(a).to_vec();
-            match mix {
-                Mix::Topic => {
-                    for _ in 0..2 {
-                        let b = neighbours[k][rng.below(neighbours[k].len())];
-                        let w = 0.6 * rng.uniform() as f32;
-                        v.iter_mut().zip(row(b)).for_each(|(x, y)| *x += w * y);
-                    }
-                    normalize(&mut v);
-                    data.extend(perturb(&mut rng, &v, 0.25));
-                }
-                Mix::Isotropic => {
-                    if rng.uniform() < 0.3 {
-                        let b = bases[rng.below(bases.len())];
-                        let w = 0.2 + 0.2 * rng.uniform() as f32;
-                        v.iter_mut()
-                            .zip(row(b))
-                            .for_each(|(x, y)| *x = (1.0 - w) * *x + w * y);
-                        normalize(&mut v);
-                    }
-                    data.extend(perturb(&mut rng, &v, 0.5));
-                }
-            }
+        for _ in 0..n {
+            let (base, v) = variants.next_vector();
+            origin.push(base);
+            data.extend(v);
         }
-        let real_queries: Vec<Vec<f32>> = held_out.iter().map(|&i| row(i).to_vec()).collect();
+        let mut rng = variants.into_rng();
+        let real_queries: Vec<Vec<f32>> = real
+            .held_out
+            .iter()
+            .map(|&i| real.row(i).to_vec())
+            .collect();
         let perturbed_queries = (0..QUERIES)
             .map(|_| {
                 let r = rng.below(n);
@@ -247,12 +99,8 @@ impl Fixture {
         let exact = ExactIndex::from_vectors(dim, data)?;
         Ok(Fixture {
             mix,
+            real,
             real_index,
-            dim,
-            embedder,
-            papers,
-            bases,
-            held_out,
             origin,
             exact,
             hnsw,
@@ -295,9 +143,9 @@ impl Fixture {
         eprintln!(
             "--- papersim index: {} vectors (from {} real papers' embeddings, {:?} mix), dim {}, k = {K} ---",
             self.n(),
-            self.bases.len(),
+            self.real.bases.len(),
             self.mix,
-            self.dim
+            self.real.dim
         );
         // How close a new real paper's neighbours are, among the real papers and in the
         // generated library: the generated set should be denser, not of another shape.
@@ -359,7 +207,7 @@ impl Fixture {
     fn library_papers(&self) -> Vec<Paper> {
         (0..self.n())
             .map(|i| {
-                let base = &self.papers[self.origin[i]];
+                let base = &self.real.papers[self.origin[i]];
                 Paper {
                     id: format!("bench:{i}"),
                     title: format!("{} [{i}]", base.title),
@@ -382,7 +230,8 @@ impl Fixture {
     fn ten_paper_digest(&self, round: usize) -> Result<Digest> {
         let mut text = String::new();
         for k in 0..10 {
-            let p = &self.papers[self.held_out[(round * 10 + k) % self.held_out.len()]];
+            let p =
+                &self.real.papers[self.real.held_out[(round * 10 + k) % self.real.held_out.len()]];
             text.push_str(&format!("{}\n\n{}\n\n", p.title, p.abstract_text));
         }
         Ok(digest::parse_bytes(
@@ -402,7 +251,7 @@ impl Fixture {
         } else {
             Library::create(
                 root,
-                papersim::pipeline::model_info(self.embedder.files())?,
+                papersim::pipeline::model_info(self.real.embedder.files())?,
                 HnswParams::default(),
             )?
         };
@@ -410,7 +259,7 @@ impl Fixture {
         let report = papersim::pipeline::ingest_into(
             &mut lib,
             std::slice::from_ref(digest),
-            &self.embedder,
+            &self.real.embedder,
             &NoProgress,
         )?;
         anyhow::ensure!(report.added == 10, "expected 10 new papers, got {report:?}");
@@ -423,13 +272,13 @@ impl Fixture {
     fn report_ingest(&self) -> Result<()> {
         let scratch = tempfile::Builder::new()
             .prefix("papersim-bench-")
-            .tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))?;
+            .tempdir_in(common::target_dir())?;
         let large = scratch.path().join("large");
         let (built, t) = timed(|| -> Result<u64> {
             let lock = WriteLock::acquire(&large, false)?;
             let mut lib = Library::create(
                 &large,
-                papersim::pipeline::model_info(self.embedder.files())?,
+                papersim::pipeline::model_info(self.real.embedder.files())?,
                 HnswParams::default(),
             )?;
             lib.add_embedded(self.library_papers(), &self.exact.vectors())?;
@@ -444,7 +293,7 @@ impl Fixture {
         );
 
         // Warm the model and the page cache for both cases alike.
-        let _ = self.embedder.embed(&["warm-up"])?;
+        let _ = self.real.embedder.embed(&["warm-up"])?;
         let rounds = 3;
         let mut into_large = Vec::new();
         let mut into_empty = Vec::new();
