@@ -90,21 +90,84 @@ fn tensor_data(t: &candle_core::Tensor) -> candle_core::Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
+/// Where the weights come from: a `VarBuilder` (its prefix names the tensors), and the mapped
+/// safetensors file when there is one. f32 tensors are read from the file straight into their
+/// buffers, one copy; through candle they were copied into a tensor and again out of it, which
+/// was most of a one-query command's time (loading the model dominates `papersim query`).
+#[derive(Clone)]
+pub struct Weights<'a> {
+    vb: VarBuilder<'a>,
+    file: Option<&'a candle_core::safetensors::MmapedSafetensors>,
+}
+
+impl<'a> Weights<'a> {
+    pub fn new(
+        vb: VarBuilder<'a>,
+        file: Option<&'a candle_core::safetensors::MmapedSafetensors>,
+    ) -> Self {
+        Weights { vb, file }
+    }
+
+    fn pp(&self, name: impl ToString) -> Weights<'a> {
+        Weights {
+            vb: self.vb.pp(name),
+            file: self.file,
+        }
+    }
+
+    /// The tensor `name` of shape `shape`, row-major.
+    fn get(&self, shape: &[usize], name: &str) -> candle_core::Result<Vec<f32>> {
+        if let Some(file) = self.file {
+            let prefix = self.vb.prefix();
+            let full = if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            if let Ok(view) = file.get(&full) {
+                if view.dtype() == safetensors::Dtype::F32 && view.shape() == shape {
+                    return Ok(view
+                        .data()
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect());
+                }
+            }
+        }
+        tensor_data(&self.vb.get(shape, name)?)
+    }
+}
+
+/// A row-major `[rows, cols]` matrix as `[cols, rows]`.
+fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const BLOCK: usize = 32;
+    let mut dst = vec![0f32; rows * cols];
+    for r0 in (0..rows).step_by(BLOCK) {
+        for c0 in (0..cols).step_by(BLOCK) {
+            for r in r0..(r0 + BLOCK).min(rows) {
+                for c in c0..(c0 + BLOCK).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+    dst
+}
+
 impl Dense {
     /// Loads a PyTorch `Linear` (`weight` [out, in]) and transposes it once.
-    fn load(vb: &VarBuilder, inputs: usize, outputs: usize) -> candle_core::Result<Self> {
-        let w = vb.get((outputs, inputs), "weight")?;
-        let b = vb.get(outputs, "bias")?;
+    fn load(vb: &Weights, inputs: usize, outputs: usize) -> candle_core::Result<Self> {
+        let w = vb.get(&[outputs, inputs], "weight")?;
         Ok(Dense {
-            w: tensor_data(&w.t()?.contiguous()?)?,
-            b: tensor_data(&b)?,
+            w: transpose(&w, outputs, inputs),
+            b: vb.get(&[outputs], "bias")?,
             inputs,
             outputs,
         })
     }
 
     /// Q, K and V as one layer with outputs [q | k | v].
-    fn load_qkv(vb: &VarBuilder, hidden: usize) -> candle_core::Result<Self> {
+    fn load_qkv(vb: &Weights, hidden: usize) -> candle_core::Result<Self> {
         let parts = ["query", "key", "value"]
             .iter()
             .map(|n| Dense::load(&vb.pp(n), hidden, hidden))
@@ -126,10 +189,10 @@ impl Dense {
 }
 
 impl Norm {
-    fn load(vb: &VarBuilder, size: usize, eps: f64) -> candle_core::Result<Self> {
+    fn load(vb: &Weights, size: usize, eps: f64) -> candle_core::Result<Self> {
         Ok(Norm {
-            gamma: tensor_data(&vb.get(size, "weight")?)?,
-            beta: tensor_data(&vb.get(size, "bias")?)?,
+            gamma: vb.get(&[size], "weight")?,
+            beta: vb.get(&[size], "bias")?,
             eps: eps as f32,
         })
     }
@@ -169,7 +232,7 @@ impl Forward for CpuBert {
 
 impl CpuBert {
     /// Copies the weights under `vb` (already pointed at the BERT root) into CPU buffers.
-    pub fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
+    pub fn load(vb: Weights, c: &BertConfig) -> candle_core::Result<Self> {
         let h = c.hidden_size;
         if c.num_attention_heads == 0 || !h.is_multiple_of(c.num_attention_heads) {
             candle_core::bail!(
@@ -179,7 +242,7 @@ impl CpuBert {
         }
         let emb = vb.pp("embeddings");
         let table = |name: &str, rows: usize| -> candle_core::Result<Vec<f32>> {
-            tensor_data(&emb.pp(name).get((rows, h), "weight")?)
+            emb.pp(name).get(&[rows, h], "weight")
         };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {

@@ -133,7 +133,13 @@ pub fn load(
                     "the cpu-fast BERT backend runs on the CPU in f32 only".into(),
                 ));
             }
-            Box::new(CpuBert::load(vb, &files.config).map_err(wrap)?)
+            // SAFETY: as for the VarBuilder above (a second read-only mapping, dropped once
+            // the weights are copied out).
+            let file =
+                unsafe { candle_core::safetensors::MmapedSafetensors::new(&files.weights) }.ok();
+            Box::new(
+                CpuBert::load(cpu::Weights::new(vb, file.as_ref()), &files.config).map_err(wrap)?,
+            )
         }
         Backend::Upstream => {
             let config = upstream::read_config(&files.dir.join("config.json"))?;
