@@ -114,7 +114,11 @@ impl MappedF32 {
         // manifest (files are created new and replaced by rename); a file truncated by another
         // program while mapped is outside what the library can protect against, as for any
         // reader of a file another program destroys.
-        let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| e.to_string())?;
+        // Populated at once: every search scans every row, and the kernel maps a file's pages
+        // in bulk far faster than a scan faults them in one by one (about 40% of a 100,000-
+        // paper `similar` went to page faults).
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(file) }
+            .map_err(|e| e.to_string())?;
         let head = &map[..map.len().min(MAX_HEADER as usize)];
         let (start, rows, cols) = decode_header(head)?;
         let expected = body_len(rows, cols)?;
