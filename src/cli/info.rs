@@ -51,11 +51,10 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
             writeln!(out, "fingerprint {}", printable(&m.model.fingerprint))?;
             writeln!(
                 out,
-                "index       HNSW m={} ef_construction={} ef_search={}; exact search below {} papers",
+                "index       HNSW m={} ef_construction={} ef_search={} (for processes that hold the graph; commands scan exactly)",
                 m.index.m,
                 m.index.ef_construction,
-                m.index.ef_search,
-                papersim::index::EXACT_THRESHOLD
+                m.index.ef_search
             )?;
             writeln!(
                 out,
