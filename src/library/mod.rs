@@ -447,24 +447,9 @@ impl Library {
                     add_segment_vectors(&mut vectors, path, &data)?;
                 }
             }
-            Ok(Library {
-                root: root.to_path_buf(),
-                committed_rows: manifest.papers,
-                manifest,
-                papers: Vec::new(),
-                vectors,
-                by_id: HashMap::new(),
-                by_title: HashMap::new(),
-                base_rows,
-                changed: BTreeSet::new(),
-                unverified,
-                graph: OnceLock::new(),
-                lexical: OnceLock::new(),
-                full_rewrite: false,
-                dirty: false,
-                policy: MergePolicy::default(),
-                lazy: Some(Box::new(records)),
-            })
+            let mut lib = Library::opened(root, manifest, vectors, base_rows, unverified);
+            lib.lazy = Some(Box::new(records));
+            Ok(lib)
         })
     }
 
@@ -548,14 +533,30 @@ impl Library {
                 .or_default()
                 .push(row);
         }
-        Ok(Library {
+        let mut lib = Library::opened(root, manifest, vectors, base_rows, unverified);
+        lib.papers = papers;
+        lib.by_id = by_id;
+        lib.by_title = by_title;
+        Ok(lib)
+    }
+
+    /// A library as opened from `manifest`, with its vectors and no records yet (the caller
+    /// adds them, whole or lazily).
+    fn opened(
+        root: &Path,
+        manifest: Manifest,
+        vectors: ExactIndex,
+        base_rows: usize,
+        unverified: Option<(PathBuf, FileSum, std::sync::Arc<npy::MappedF32>)>,
+    ) -> Library {
+        Library {
             root: root.to_path_buf(),
-            committed_rows: papers.len(),
+            committed_rows: manifest.papers,
             manifest,
-            papers,
+            papers: Vec::new(),
             vectors,
-            by_id,
-            by_title,
+            by_id: HashMap::new(),
+            by_title: HashMap::new(),
             base_rows,
             changed: BTreeSet::new(),
             unverified,
@@ -565,7 +566,7 @@ impl Library {
             dirty: false,
             policy: MergePolicy::default(),
             lazy: None,
-        })
+        }
     }
 
     /// A new, empty library in memory; nothing is written until [`Library::commit`].
