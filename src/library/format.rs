@@ -3,7 +3,7 @@
 //! [`super::writer`] through [`crate::directory`].
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
@@ -112,21 +112,41 @@ pub(crate) fn read_vectors(
 /// see [`MappedVectors::unverified`]), so damage is never sealed under a fresh checksum.
 pub(crate) const VERIFY_ON_OPEN_BYTES: u64 = 8 << 20;
 
+/// Whether a file of `len` bytes is checked against its CRC-32 when it is opened.
+fn checked_on_open(len: u64) -> bool {
+    len <= VERIFY_ON_OPEN_BYTES
+}
+
 /// A vectors file opened in place ([`npy::MappedF32`]), or read when it cannot be mapped.
 pub(crate) struct MappedVectors {
     pub rows: SharedRows,
-    /// The mapping, its path and checksum, while its CRC-32 has not been checked.
-    pub unverified: Option<(std::path::PathBuf, FileSum, Arc<npy::MappedF32>)>,
+    /// The mapping, while its CRC-32 has not been checked.
+    pub unverified: Option<Unverified>,
 }
 
-impl MappedVectors {
-    /// Checks the CRC-32 of a mapping that was opened unchecked (once).
-    pub fn verify(&mut self) -> Result<()> {
-        if let Some((path, sum, map)) = self.unverified.take() {
-            check_crc(&path, map.file_bytes(), &sum, RESTORE)?;
-        }
-        Ok(())
+/// A mapped vectors file whose CRC-32 was not checked when it was opened (it is larger than
+/// [`VERIFY_ON_OPEN_BYTES`]).
+pub(crate) struct Unverified {
+    path: PathBuf,
+    sum: FileSum,
+    map: Arc<npy::MappedF32>,
+}
+
+impl Unverified {
+    /// Checks the file's CRC-32 against the one papersim wrote.
+    pub fn verify(&self) -> Result<()> {
+        check_crc(&self.path, self.map.file_bytes(), &self.sum, RESTORE)
     }
+}
+
+/// Opens a library file, checking its length against `sum`; returns it with its length.
+fn open_sized(path: &Path, sum: Option<&FileSum>, remedy: &str) -> Result<(fs::File, u64)> {
+    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if let Some(sum) = sum {
+        check_len(path, len, sum, remedy)?;
+    }
+    Ok((file, len))
 }
 
 /// Opens an embeddings file that must hold `rows` vectors of dimension `dim` where it lies
@@ -140,11 +160,7 @@ pub(crate) fn map_vectors(
     dim: usize,
     what: &str,
 ) -> Result<MappedVectors> {
-    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if let Some(sum) = sum {
-        check_len(path, len, sum, RESTORE)?;
-    }
+    let (file, len) = open_sized(path, sum, RESTORE)?;
     let invalid = |e: Error| Error::Library {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -163,7 +179,11 @@ pub(crate) fn map_vectors(
     // A small file is checked as a whole file was before mapping: its checksum, and every
     // vector (finite, unit length); so is one of a library too old to have checksums.
     let unverified = match sum {
-        Some(sum) if len > VERIFY_ON_OPEN_BYTES => Some((path.to_path_buf(), *sum, map.clone())),
+        Some(sum) if !checked_on_open(len) => Some(Unverified {
+            path: path.to_path_buf(),
+            sum: *sum,
+            map: map.clone(),
+        }),
         _ => {
             if let Some(sum) = sum {
                 check_crc(path, map.file_bytes(), sum, RESTORE)?;
@@ -185,11 +205,7 @@ pub(crate) fn map_bytes(
     sum: Option<&FileSum>,
     remedy: &str,
 ) -> Result<Box<dyn AsRef<[u8]> + Send + Sync>> {
-    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    if let Some(sum) = sum {
-        check_len(path, len, sum, remedy)?;
-    }
+    let (file, len) = open_sized(path, sum, remedy)?;
     if len == 0 {
         return Ok(Box::new(Vec::<u8>::new()));
     }
@@ -235,10 +251,8 @@ pub(crate) fn map_checked(
     remedy: &str,
 ) -> Result<Box<dyn AsRef<[u8]> + Send + Sync>> {
     let bytes = map_bytes(path, sum, remedy)?;
-    if let Some(sum) = sum {
-        if sum.len <= VERIFY_ON_OPEN_BYTES {
-            check_crc(path, (*bytes).as_ref(), sum, remedy)?;
-        }
+    if let Some(sum) = sum.filter(|s| checked_on_open(s.len)) {
+        check_crc(path, (*bytes).as_ref(), sum, remedy)?;
     }
     Ok(bytes)
 }

@@ -61,7 +61,7 @@ pub mod npy;
 pub mod record;
 mod writer;
 
-use format::{map_vectors, read_papers, read_vectors, MappedVectors};
+use format::{map_vectors, read_papers, read_vectors, Unverified};
 pub use ingest::{
     IdentityNote, IdentityOutcome, IngestPlan, IngestReport, NewPaper, MAX_PAPERS_PER_TITLE,
 };
@@ -106,7 +106,7 @@ pub struct Library {
     /// The base vectors' mapping while its CRC-32 is unchecked (a large library opened for
     /// reading, see [`format::VERIFY_ON_OPEN_BYTES`]): checked before anything is derived
     /// from it.
-    unverified: Option<(PathBuf, FileSum, std::sync::Arc<npy::MappedF32>)>,
+    unverified: Option<Unverified>,
     /// The HNSW graph of rows `0..graph.len()`, loaded on first use; rows after it are searched
     /// exactly until a full commit inserts them.
     graph: OnceLock<HnswIndex>,
@@ -248,15 +248,11 @@ fn size_on_disk(root: &Path, manifest: &Manifest) -> u64 {
 
 /// The base generation's vectors, mapped (see [`format::map_vectors`]), and the mapping if
 /// its checksum is still to be checked.
-#[allow(clippy::type_complexity)]
 fn open_base_vectors(
     root: &Path,
     manifest: &Manifest,
     base_rows: usize,
-) -> Result<(
-    ExactIndex,
-    Option<(PathBuf, FileSum, std::sync::Arc<npy::MappedF32>)>,
-)> {
+) -> Result<(ExactIndex, Option<Unverified>)> {
     let name = &manifest.files.embeddings;
     let path = root.join(name);
     let dim = manifest.model.dim;
@@ -421,15 +417,15 @@ impl Library {
     fn open_lazily(root: &Path) -> Result<Library> {
         Self::retrying(root, || {
             let manifest = Manifest::read(root)?;
-            let segment_rows = check_manifest(root, &manifest)?;
             let Some(keys) = manifest
                 .files
                 .keys
                 .clone()
                 .filter(|_| manifest.generation > 0)
             else {
-                return Library::open(root);
+                return Self::open_whole(root, manifest);
             };
+            let segment_rows = check_manifest(root, &manifest)?;
             let base_rows = manifest.papers - segment_rows;
             let sum = |name: &str| manifest.checksums.get(name);
             let mut records = lazy::LazyRecords::open(
@@ -456,6 +452,11 @@ impl Library {
     fn open_once(root: &Path, change: &dyn Fn(HnswParams) -> HnswParams) -> Result<Library> {
         let mut manifest = Manifest::read(root)?;
         manifest.index = change(manifest.index);
+        Self::open_whole(root, manifest)
+    }
+
+    /// Opens the library that `manifest` (just read) describes, reading every record.
+    fn open_whole(root: &Path, manifest: Manifest) -> Result<Library> {
         let segment_rows = check_manifest(root, &manifest)?;
         if manifest.generation == 0 {
             // A new library's first commit had not finished: the empty library it started.
@@ -547,7 +548,7 @@ impl Library {
         manifest: Manifest,
         vectors: ExactIndex,
         base_rows: usize,
-        unverified: Option<(PathBuf, FileSum, std::sync::Arc<npy::MappedF32>)>,
+        unverified: Option<Unverified>,
     ) -> Library {
         Library {
             root: root.to_path_buf(),
@@ -830,13 +831,11 @@ impl Library {
     /// from them (a full generation, a graph): damage is refused, never sealed under a fresh
     /// checksum.
     pub(crate) fn verify_vectors(&mut self) -> Result<()> {
-        if let Some(unverified) = self.unverified.take() {
-            MappedVectors {
-                rows: unverified.2.clone(),
-                unverified: Some(unverified),
-            }
-            .verify()?;
+        // Forgotten only once it passed: a failed check is made again by the next writer call.
+        if let Some(unverified) = &self.unverified {
+            unverified.verify()?;
         }
+        self.unverified = None;
         Ok(())
     }
 

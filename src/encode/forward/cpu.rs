@@ -1,7 +1,8 @@
 //! A CPU-only BERT forward pass on plain `f32` buffers.
 //!
-//! Boundary: [`CpuBert::load`] copies the weights out of a candle `VarBuilder` once (matrix
-//! weights transposed to `[in, out]`, Q/K/V fused into one matrix) and [`CpuBert::forward`] takes
+//! Boundary: [`CpuBert::load`] copies the weights once, straight out of the mapped safetensors
+//! file (through a candle `VarBuilder` for tensors that are not f32), matrix weights transposed
+//! to `[in, out]` and Q/K/V fused into one matrix; [`CpuBert::forward`] takes
 //! token ids, type ids and the attention mask as slices and returns the hidden states, row-major
 //! `[batch, len, hidden]`, with zeros at padded positions. Nothing outside this module sees its
 //! buffers: its [`Forward`] implementation puts it behind the same tensor interface as the
