@@ -207,12 +207,14 @@ fn vectors_for(
     }
 }
 
-/// Changes to the HNSW parameters; `None` keeps the library's.
+/// Changes to the HNSW parameters and to whether the graph is stored; `None` keeps the
+/// library's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IndexChange {
     pub m: Option<usize>,
     pub ef_construction: Option<usize>,
     pub ef_search: Option<usize>,
+    pub store_graph: Option<bool>,
 }
 
 impl IndexChange {
@@ -226,16 +228,16 @@ impl IndexChange {
     }
 }
 
-/// Rebuilds the graph of the library in `dir` with `change` applied to its parameters, after
+/// Rebuilds the indexes of the library in `dir` with `change` applied to its parameters, after
 /// re-embedding every paper with the encoder `reembed` returns, if given (to switch models).
-/// Returns the number of papers and the parameters now in force.
+/// Returns the number of papers, the parameters now in force and whether the graph is stored.
 pub fn rebuild_index(
     dir: &Path,
     wait: bool,
     change: IndexChange,
     reembed: Option<impl FnOnce() -> Result<Embedder>>,
     progress: &dyn Progress,
-) -> Result<(usize, HnswParams)> {
+) -> Result<(usize, HnswParams, bool)> {
     // The values asked for, checked before anything is locked, read or re-embedded; and a
     // directory without a library is refused before the lock would create it.
     if let Some(o) = change.apply(HnswParams::default()).out_of_bounds() {
@@ -245,16 +247,18 @@ pub fn rebuild_index(
     let lock = crate::directory::WriteLock::acquire(dir, wait)?;
     let mut lib = Library::open_to_reindex(dir, |params| change.apply(params))?;
     let params = lib.manifest().index;
+    let store_graph = change.store_graph.unwrap_or(lib.stores_graph());
     match reembed {
         Some(load) => {
             let embedder = load()?;
             let texts = lib.texts();
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let (embedded, _) = embedder.embed_with(&refs, progress)?;
-            lib.replace_vectors(model_info(embedder.files())?, embedded.data, params)?;
+            let model = model_info(embedder.files())?;
+            lib.replace_vectors(model, embedded.data, params, store_graph)?;
         }
-        None => lib.rebuild_index(params)?,
+        None => lib.rebuild_index(params, store_graph)?,
     }
     lib.commit(&lock)?;
-    Ok((lib.len(), params))
+    Ok((lib.len(), params, store_graph))
 }

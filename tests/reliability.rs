@@ -603,20 +603,28 @@ fn check_consistent(root: &Path, rng: &mut Rng) -> BTreeSet<String> {
     let count = |v: &Value| v.as_u64().unwrap() as usize;
     let base = n - segments.iter().map(|s| count(&s["added"])).sum::<usize>();
     let files = &manifest["files"];
-    let papers = std::fs::read_to_string(root.join(files["papers"].as_str().unwrap())).unwrap();
-    assert_eq!(papers.lines().count(), base, "papers file");
+    let name = files["papers"].as_str().unwrap();
+    let mut papers = std::fs::read(root.join(name)).unwrap();
+    if name.ends_with(".zst") {
+        papers = zstd::stream::decode_all(&papers[..]).unwrap();
+    }
+    assert_eq!(
+        papers.split(|&b| b == b'\n').count() - 1,
+        base,
+        "papers file"
+    );
     let npy = std::fs::read(root.join(files["embeddings"].as_str().unwrap())).unwrap();
     let (_, rows, cols) = papersim::library::npy::decode_f32(&npy).unwrap();
     assert_eq!((rows, cols), (base, 384), "embeddings file");
-    let graph: Value = serde_json::from_slice(
-        &std::fs::read(
-            root.join(files["graph"].as_str().unwrap())
-                .join("index.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(graph["len"].as_u64(), Some(base as u64), "graph");
+    // The graph is stored when the library keeps it, and then covers the base generation.
+    let stores = manifest["store_graph"].as_bool().unwrap_or(false);
+    assert_eq!(files["graph"].is_string(), stores, "graph stored as asked");
+    if let Some(name) = files["graph"].as_str() {
+        let graph: Value =
+            serde_json::from_slice(&std::fs::read(root.join(name).join("index.json")).unwrap())
+                .unwrap();
+        assert_eq!(graph["len"].as_u64(), Some(base as u64), "graph");
+    }
     for s in &segments {
         let records = std::fs::read_to_string(root.join(s["papers"].as_str().unwrap())).unwrap();
         assert_eq!(
@@ -816,7 +824,17 @@ fn a_hundred_kills_never_corrupt_the_library() {
     let mut batch = 1;
     let mut killed_in_a_row = 0;
     let mut ingests = 1;
+    let mut graph_stored = false;
     while kills < KILLS {
+        if !graph_stored && kills >= KILLS / 2 {
+            // The second half stores the HNSW graph, so that kills land in its writes too.
+            let rebuild = [os("index"), os("rebuild"), os("--graph"), os("stored")];
+            let o = cmd(&root, &rebuild).output().unwrap();
+            assert!(o.status.success(), "{}", stderr(&o));
+            graph_stored = true;
+            assert_eq!(check_consistent(&root, &mut rng), state);
+            assert!(manifest_of(&root)["files"]["graph"].is_string());
+        }
         assert!(
             batch < batches.len(),
             "ran out of digests after {kills} kills"
@@ -1249,10 +1267,29 @@ fn ingest_on_a_full_disk_fails_cleanly() {
     let mut rng = Rng::new(11);
     let mut failures = BTreeMap::<String, usize>::new();
     let mut successes = 0;
-    // Generation 2 of this ingest writes papers (~175 KiB), embeddings (~149 KiB), the graph
-    // (~192 KiB), index.json and the manifest (a page each): free space from none to enough,
-    // with steps near each boundary so the disk runs out in each file.
-    for free_kib in [0u64, 90, 250, 420, 514, 518, 522, 700] {
+    // Generation 2 of this ingest is a full one. Its files' sizes, measured by the same
+    // ingest on a roomy disk, in the order a full commit writes them, give free space from
+    // none to enough, half-way into each file, so that the disk runs out in each.
+    let reference = tmp.path().join("reference");
+    copy_dir(seed_library(), &reference);
+    let o = cmd(&reference, &[os("ingest")])
+        .args(&digests)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files = manifest_of(&reference)["files"].clone();
+    let page = |len: u64| len.div_ceil(4096) * 4096;
+    let mut free = vec![0u64];
+    let mut written = 0;
+    for kind in ["papers", "keys", "embeddings", "lexical"] {
+        let name = files[kind].as_str().unwrap();
+        let len = std::fs::metadata(reference.join(name)).unwrap().len();
+        free.push(written + len / 2);
+        written += page(len);
+    }
+    free.push(written + 256 * 1024);
+    for free_bytes in free {
+        let free_kib = free_bytes / 1024;
         let _ = std::fs::remove_dir_all(&lib);
         let _ = std::fs::remove_file(mnt.join("filler"));
         copy_dir(seed_library(), &lib);

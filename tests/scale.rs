@@ -62,6 +62,8 @@ fn a_previous_format_library_opens_and_answers_the_same_top_10() {
     let before = manifest(&lib);
     assert_eq!(before.format_version, 2);
     assert!(before.files.keys.is_none() && !before.segments.is_empty());
+    let old_graph = lib.join(before.files.graph.clone().expect("v2 stored its graph"));
+    assert!(old_graph.is_dir());
 
     // Read as it is: the same answers, and reading writes nothing.
     answers_as_recorded(&lib);
@@ -81,7 +83,66 @@ fn a_previous_format_library_opens_and_answers_the_same_top_10() {
         after.checksums.contains_key(&keys),
         "the keys file is checksummed"
     );
+    // The vectors are stored once now: the graph's copy of them is gone once no manifest a
+    // reader may still hold names it (the previous one does, until the next commit).
+    assert_eq!(after.files.graph, None);
     answers_as_recorded(&lib);
+    rebuild(&lib);
+    assert!(!old_graph.exists());
+}
+
+/// Every directory entry of `lib` whose name starts with `graph.`.
+fn graph_dirs(lib: &Path) -> Vec<String> {
+    let names = std::fs::read_dir(lib).unwrap().flatten();
+    names
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("graph."))
+        .collect()
+}
+
+#[test]
+fn the_graph_is_stored_only_when_asked_and_answers_do_not_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    let seed = fixture("digests/hf-trending-mar-11.txt");
+    let o = run_in(&lib, &["ingest", seed.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let query = |lib: &Path| ids(&json(lib, &["query", "speculative decoding", "-k", "10"]));
+    let seed_paper = query(&lib)[0].clone();
+    let similar = |lib: &Path| ids(&json(lib, &["similar", &seed_paper, "-k", "10"]));
+    let want = (similar(&lib), query(&lib));
+    let stored = |lib: &Path| json(lib, &["info"])["graph_stored"].clone();
+
+    // A new library stores its vectors once: in the .npy, with no graph beside it.
+    assert_eq!(manifest(&lib).files.graph, None);
+    assert!(graph_dirs(&lib).is_empty(), "{:?}", graph_dirs(&lib));
+    assert_eq!(stored(&lib), Value::Bool(false));
+
+    // Asked for, the graph is stored (and kept by later commits), and nothing else changes.
+    let o = run_in(&lib, &["index", "rebuild", "--graph", "stored"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("graph stored"));
+    let m = manifest(&lib);
+    assert!(m.store_graph);
+    assert_eq!(graph_dirs(&lib), vec![m.files.graph.clone().unwrap()]);
+    assert_eq!(stored(&lib), Value::Bool(true));
+    assert_eq!((similar(&lib), query(&lib)), want);
+    // Each full commit stores it afresh; the previous manifest's stays for readers holding it.
+    rebuild(&lib);
+    let mut both = vec![manifest(&lib).files.graph.unwrap(), m.files.graph.unwrap()];
+    both.sort();
+    let mut dirs = graph_dirs(&lib);
+    dirs.sort();
+    assert_eq!(dirs, both);
+
+    // And dropped again: no manifest names a graph once the one before it is gone too.
+    let o = run_in(&lib, &["index", "rebuild", "--graph", "memory"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!manifest(&lib).store_graph);
+    assert_eq!(manifest(&lib).files.graph, None);
+    rebuild(&lib);
+    assert!(graph_dirs(&lib).is_empty(), "{:?}", graph_dirs(&lib));
+    assert_eq!((similar(&lib), query(&lib)), want);
 }
 
 #[test]
@@ -180,4 +241,58 @@ fn a_damaged_keys_file_is_a_clear_error_that_index_rebuild_mends() {
     // The keys are derived from the papers file: a rebuild writes them afresh.
     rebuild(&lib);
     answers_as_recorded(&lib);
+}
+
+#[test]
+fn base_records_are_compressed_and_a_damaged_frame_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = v2_copy(tmp.path());
+    let plain: u64 = ["papers.1.jsonl", "papers.2.jsonl"]
+        .iter()
+        .map(|n| std::fs::metadata(lib.join(n)).unwrap().len())
+        .sum();
+    rebuild(&lib);
+    let m = manifest(&lib);
+    let name = m.files.papers.clone();
+    assert!(name.ends_with(".jsonl.zst"), "{name}");
+    let path = lib.join(&name);
+    let compressed = std::fs::read(&path).unwrap();
+    // The same records, in a third of the bytes; read back by any zstd decoder.
+    assert!(
+        (compressed.len() as u64) * 2 < plain,
+        "{} bytes against {plain}",
+        compressed.len()
+    );
+    let records = zstd::stream::decode_all(&compressed[..]).unwrap();
+    assert_eq!(records.split(|&b| b == b'\n').count() - 1, m.papers);
+    answers_as_recorded(&lib);
+
+    // A file too large to be checked whole on open (here: a manifest without checksums) is
+    // read frame by frame, and each frame carries its own checksum: damage is an error naming
+    // the file and the frame, never another record.
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(lib.join("manifest.json")).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("checksums");
+    std::fs::write(
+        lib.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let mut damaged = compressed.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0x20;
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, &damaged).unwrap();
+    let mut refused = 0;
+    for seed in expected()["similar"].as_object().unwrap().keys() {
+        let o = run_in(&lib, &["similar", seed]);
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{err}");
+        if !o.status.success() {
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            assert!(err.contains(&name) && err.contains("frame"), "{err}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "no command read the damaged frame");
 }

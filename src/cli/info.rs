@@ -25,6 +25,7 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
                 "papers": m.papers,
                 "model": m.model,
                 "index": m.index,
+                "graph_stored": m.files.graph.is_some(),
                 "digests": m.digests,
                 "size_bytes": lib.size_on_disk,
                 "updated": m.updated,
@@ -51,10 +52,15 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
             writeln!(out, "fingerprint {}", printable(&m.model.fingerprint))?;
             writeln!(
                 out,
-                "index       HNSW m={} ef_construction={} ef_search={} (for processes that hold the graph; commands scan exactly)",
+                "index       HNSW m={} ef_construction={} ef_search={}, graph {} (commands scan the vectors exactly)",
                 m.index.m,
                 m.index.ef_construction,
-                m.index.ef_search
+                m.index.ef_search,
+                if m.files.graph.is_some() {
+                    "stored"
+                } else {
+                    "not stored (built by a process that needs it)"
+                }
             )?;
             writeln!(
                 out,

@@ -30,6 +30,7 @@ use papersim::encode::device::{DeviceRequest, Precision};
 use papersim::encode::model::{self, DEFAULT_MODEL};
 use papersim::encode::tokenize::BatchLimits;
 use papersim::library::{self, Library};
+use papersim::pipeline::IndexChange;
 use papersim::{Embedder, EmbedderConfig};
 
 /// Find related research papers from your paper digests, locally.
@@ -134,9 +135,16 @@ enum Command {
     },
 }
 
+/// Where the HNSW graph lives (`index rebuild --graph`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum GraphStorage {
+    Stored,
+    Memory,
+}
+
 #[derive(Subcommand, Debug)]
 enum IndexAction {
-    /// Rebuild the HNSW graph from the stored vectors.
+    /// Rebuild the derived indexes (lexical, keys, and the HNSW graph when it is stored).
     Rebuild {
         /// Max connections per node.
         #[arg(long)]
@@ -148,6 +156,13 @@ enum IndexAction {
         /// Re-embed every paper with --model first (to switch models).
         #[arg(long)]
         reembed: bool,
+        /// Whether the library keeps its HNSW graph on disk: `stored` for a long-lived
+        /// process over a large library (it loads the graph instead of building it; costs
+        /// about 2 KB a paper, a second copy of the vectors), `memory` to build it only in a
+        /// process that wants it (one-shot commands scan the vectors and never need it)
+        /// [default: as the library is; new libraries: memory].
+        #[arg(long, value_enum)]
+        graph: Option<GraphStorage>,
         #[arg(long)]
         wait: bool,
     },
@@ -209,9 +224,18 @@ pub fn run(args: Args) -> Result<()> {
                     ef_construction,
                     ef_search,
                     reembed,
+                    graph,
                     wait,
                 },
-        } => index::rebuild(g, *m, *ef_construction, *ef_search, *reembed, *wait),
+        } => {
+            let change = IndexChange {
+                m: *m,
+                ef_construction: *ef_construction,
+                ef_search: *ef_search,
+                store_graph: graph.map(|g| g == GraphStorage::Stored),
+            };
+            index::rebuild(g, change, *reembed, *wait)
+        }
         Command::Similar { paper, rank } => similar::similar(g, paper, rank),
         Command::Query { text, rank } => query::query(g, &text.join(" "), rank),
         Command::Recommend { reader, rank } => recommend::recommend(g, reader, rank),

@@ -65,9 +65,16 @@ pub(crate) fn check_crc(path: &Path, bytes: &[u8], sum: &FileSum, remedy: &str) 
     Ok(())
 }
 
-/// Reads a papers file: one JSON record a line.
+/// Reads a papers file: one JSON record a line, compressed when its name ends in `.zst`
+/// (see [`super::blocks`]).
 pub(crate) fn read_papers(path: &Path, sum: Option<&FileSum>) -> Result<Vec<Paper>> {
-    let text = read_checked(path, sum, RESTORE)?;
+    let mut text = read_checked(path, sum, RESTORE)?;
+    if path.extension().is_some_and(|e| e == "zst") {
+        text = super::blocks::decompress_all(&text).map_err(|reason| Error::Library {
+            path: path.to_path_buf(),
+            reason: format!("{reason}; {RESTORE}"),
+        })?;
+    }
     let text = String::from_utf8(text).map_err(|_| Error::Library {
         path: path.to_path_buf(),
         reason: "not UTF-8".into(),

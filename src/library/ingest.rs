@@ -627,7 +627,9 @@ impl Library {
         } = planner;
         report.added = new.len() - corrections.len();
         if corrections.is_empty() && report.added > 0 && self.commit_is_full(report.added) {
-            self.hnsw()?;
+            if self.manifest.store_graph && self.manifest.files.graph.is_some() {
+                self.hnsw()?;
+            }
             self.lexical()?;
         }
         Ok(IngestPlan {
@@ -662,14 +664,15 @@ impl Library {
         }
         validate_vectors(vectors, dim, self.len())?;
         // hnsw_rs cannot move a point: a corrected vector means a graph rebuilt from every
-        // vector, which the next commit does (into a full generation) from this empty one.
-        let rebuilt_graph = if plan.new.iter().any(|n| n.corrects.is_some()) {
+        // vector. A stored one is rebuilt by the next commit (into a full generation) from
+        // this empty one; one held only in memory is dropped, to be built again when needed.
+        let corrected = plan.new.iter().any(|n| n.corrects.is_some());
+        let rebuilt_graph = if corrected {
             self.verify_vectors()?;
-            Some(HnswIndex::new(
-                dim,
-                self.manifest.index,
-                self.len().max(1024),
-            )?)
+            let store = self.manifest.store_graph;
+            store
+                .then(|| HnswIndex::new(dim, self.manifest.index, self.len().max(1024)))
+                .transpose()?
         } else {
             None
         };
@@ -721,8 +724,8 @@ impl Library {
         if self.len() > first {
             self.append_vectors(first, &added)?;
         }
-        if let Some(graph) = rebuilt_graph {
-            self.graph = OnceLock::from(graph);
+        if corrected {
+            self.graph = rebuilt_graph.map(OnceLock::from).unwrap_or_default();
             let texts = (0..self.len())
                 .map(|r| self.lexical_text(r))
                 .collect::<Result<Vec<_>>>()?;
@@ -789,6 +792,7 @@ impl Library {
         model: ModelInfo,
         vectors: Vec<f32>,
         params: HnswParams,
+        store_graph: bool,
     ) -> Result<()> {
         if vectors.len() != self.len() * model.dim {
             return Err(Error::InvalidInput(format!(
@@ -803,7 +807,7 @@ impl Library {
         validate_vectors(&vectors, model.dim, 0)?;
         self.vectors = ExactIndex::from_vectors(model.dim, vectors)?;
         self.manifest.model = model;
-        self.rebuild_index(params)
+        self.rebuild_index(params, store_graph)
     }
 
     /// Appends a paper record as the next row (its vector comes with

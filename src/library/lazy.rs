@@ -7,14 +7,14 @@
 //! opened whole, as [`Library::open`] does, until its next full commit or `index rebuild`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
 use super::format::{map_checked, REBUILD, RESTORE};
-use super::keys::Keys;
+use super::keys::{Frame, Keys};
 use super::record::Paper;
 use super::{lib_err, Library};
 use crate::paper::normalize_title;
@@ -36,7 +36,13 @@ pub(crate) struct LazyRecords {
     tail_titles: HashMap<String, Vec<usize>>,
     /// Every record, parsed on first need (a title fragment to search, a full listing).
     all: OnceLock<Vec<Paper>>,
+    /// The frames of a compressed papers file decompressed last, newest first.
+    frames: Mutex<VecDeque<(usize, Arc<Vec<u8>>)>>,
 }
+
+/// Decompressed frames a reader keeps: a ranking reads the records of its few dozen
+/// candidates, often several from one frame (64 KiB each, so this is at most 512 KiB).
+const CACHED_FRAMES: usize = 8;
 
 impl LazyRecords {
     /// Maps the base papers file `path` (of `base_rows` records, `sum` its checksum) with its
@@ -63,6 +69,7 @@ impl LazyRecords {
             tail_ids: HashMap::new(),
             tail_titles: HashMap::new(),
             all: OnceLock::new(),
+            frames: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -121,14 +128,70 @@ impl LazyRecords {
         if let Some(p) = self.updated.get(&row) {
             return Ok(Cow::Borrowed(p));
         }
+        self.parse_record(row, &|frame| self.cached_frame(frame))
+            .map(Cow::Owned)
+    }
+
+    /// Parses the base record of `row`, reading a compressed papers file's frames through
+    /// `frame_bytes`.
+    fn parse_record(
+        &self,
+        row: usize,
+        frame_bytes: &dyn Fn(&Frame) -> Result<Arc<Vec<u8>>>,
+    ) -> Result<Paper> {
         let span = self.keys.record_span(row)?;
+        let file = (*self.records).as_ref();
+        let parsed = match self.keys.frames() {
+            None => {
+                let bytes = file
+                    .get(span)
+                    .ok_or_else(|| self.damaged(row, "lies outside the file".into()))?;
+                serde_json::from_slice(bytes)
+            }
+            Some(_) => {
+                let frame = self.keys.frame_of(span.start)?;
+                if span.end > frame.records.end {
+                    return Err(self.damaged(row, "runs past the end of its frame".into()));
+                }
+                let data = frame_bytes(&frame)?;
+                let at = frame.records.start;
+                serde_json::from_slice(&data[span.start - at..span.end - at])
+            }
+        };
+        parsed.map_err(|e| self.damaged(row, e.to_string()))
+    }
+
+    /// Decompresses frame `frame` of the papers file.
+    fn decompress(&self, frame: &Frame) -> Result<Vec<u8>> {
         let bytes = (*self.records)
             .as_ref()
-            .get(span)
-            .ok_or_else(|| self.damaged(row, "lies outside the file".into()))?;
-        serde_json::from_slice(bytes)
-            .map(Cow::Owned)
-            .map_err(|e| self.damaged(row, e.to_string()))
+            .get(frame.compressed.clone())
+            .ok_or_else(|| self.damaged_frame(frame, "lies outside the file".into()))?;
+        super::blocks::decompress_frame(bytes, frame.records.len())
+            .map_err(|reason| self.damaged_frame(frame, reason))
+    }
+
+    /// Frame `frame`, decompressed or from the cache.
+    fn cached_frame(&self, frame: &Frame) -> Result<Arc<Vec<u8>>> {
+        let cache = || self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, data)) = cache().iter().find(|(i, _)| *i == frame.index) {
+            return Ok(data.clone());
+        }
+        let data = Arc::new(self.decompress(frame)?);
+        let mut cache = cache();
+        cache.push_front((frame.index, data.clone()));
+        cache.truncate(CACHED_FRAMES);
+        Ok(data)
+    }
+
+    fn damaged_frame(&self, frame: &Frame, reason: String) -> Error {
+        Error::Library {
+            path: self.path.clone(),
+            reason: format!(
+                "frame {} (bytes {}..{}): {reason}; {RESTORE}",
+                frame.index, frame.compressed.start, frame.compressed.end
+            ),
+        }
     }
 
     fn damaged(&self, row: usize, reason: String) -> Error {
@@ -170,9 +233,20 @@ impl LazyRecords {
         if let Some(all) = self.all.get() {
             return Ok(all);
         }
+        // A compressed file is decompressed whole first (every frame once, on both cores).
+        let frames: Vec<Arc<Vec<u8>>> = match self.keys.frames() {
+            Some(n) => (0..n)
+                .into_par_iter()
+                .map(|i| Ok(Arc::new(self.decompress(&self.keys.frame(i)?)?)))
+                .collect::<Result<_>>()?,
+            None => Vec::new(),
+        };
         let mut all: Vec<Paper> = (0..self.base_rows)
             .into_par_iter()
-            .map(|row| self.paper(row).map(Cow::into_owned))
+            .map(|row| match self.updated.get(&row) {
+                Some(p) => Ok(p.clone()),
+                None => self.parse_record(row, &|f| Ok(frames[f.index].clone())),
+            })
             .collect::<Result<_>>()?;
         all.extend(self.tail.iter().cloned());
         Ok(self.all.get_or_init(|| all))

@@ -15,11 +15,14 @@ pub const MANIFEST: &str = "manifest.json";
 
 /// Version of the on-disk format papersim writes; a library of a version it cannot read is
 /// refused, not guessed at. Version 2 added segments; version 3 the keys file, which lets a
-/// reader open the papers file without parsing it. Older libraries are read as they are and
-/// written as version 3 by the next commit (their keys file by the next full one).
-pub const FORMAT_VERSION: u32 = 3;
+/// reader open the papers file without parsing it; version 4 made the HNSW graph optional (no
+/// graph is stored unless [`Manifest::store_graph`]), so that the vectors are stored once, and
+/// compressed the base generation's records (`papers.<g>.jsonl.zst`, see `library::blocks`).
+/// Older libraries are read as they are and written as version 4 by the next commit (their
+/// keys file by the next full one, which also drops a graph nobody asked to keep).
+pub const FORMAT_VERSION: u32 = 4;
 /// Format versions this papersim reads.
-pub const READABLE_FORMAT_VERSIONS: [u32; 3] = [1, 2, 3];
+pub const READABLE_FORMAT_VERSIONS: [u32; 4] = [1, 2, 3, 4];
 
 /// The model a library was embedded with: what a model must match to add or query vectors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +51,10 @@ pub struct DigestRecord {
 pub struct GenerationFiles {
     pub papers: String,
     pub embeddings: String,
-    pub graph: String,
+    /// The HNSW graph's directory, when the library keeps one ([`Manifest::store_graph`]);
+    /// always present before format version 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<String>,
     /// The lexical index; absent in libraries written before papersim had one, which build it
     /// from their papers on first use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,6 +88,13 @@ pub struct Manifest {
     pub generation: u64,
     pub model: ModelInfo,
     pub index: HnswParams,
+    /// Whether full commits store the HNSW graph (`papersim index rebuild --graph stored`).
+    /// Off by default: hnsw_rs saves a copy of every vector beside its graph (about 1.5 KB a
+    /// paper at 384 dimensions, doubling the vectors on disk), and a one-shot command never
+    /// loads a graph (see `index::prefer_graph_in_memory`). A long-lived process over a large
+    /// library turns it on so that it loads the graph instead of building it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub store_graph: bool,
     /// All papers: the base generation's and the segments'.
     pub papers: usize,
     /// The base generation: the last full write.
@@ -142,8 +155,9 @@ impl Manifest {
     /// Every file (or directory) name the manifest refers to.
     pub fn file_names(&self) -> impl Iterator<Item = &str> {
         let f = &self.files;
-        [f.papers.as_str(), f.embeddings.as_str(), f.graph.as_str()]
+        [f.papers.as_str(), f.embeddings.as_str()]
             .into_iter()
+            .chain(f.graph.as_deref())
             .chain(f.lexical.as_deref())
             .chain(f.keys.as_deref())
             .chain(
@@ -156,8 +170,9 @@ impl Manifest {
 
 /// The kinds of file a library writes, each `<kind>.<generation><suffix>`; `graph` is a
 /// directory.
-const GENERATION_FILES: [(&str, &str); 5] = [
+const GENERATION_FILES: [(&str, &str); 6] = [
     ("papers", ".jsonl"),
+    ("papers", ".jsonl.zst"),
     ("embeddings", ".npy"),
     ("lexical", ".bin"),
     ("keys", ".bin"),

@@ -49,6 +49,7 @@ use crate::index::{
 use crate::paper::normalize_title;
 use crate::{Error, Result};
 
+mod blocks;
 pub mod export;
 pub mod format;
 pub mod ingest;
@@ -580,11 +581,12 @@ impl Library {
                 generation: 0,
                 model,
                 index,
+                store_graph: false,
                 papers: 0,
                 files: GenerationFiles {
                     papers: String::new(),
                     embeddings: String::new(),
-                    graph: String::new(),
+                    graph: None,
                     lexical: None,
                     keys: None,
                 },
@@ -706,12 +708,14 @@ impl Library {
         }
     }
 
-    /// The base generation's HNSW graph as stored (an empty one for a new library).
+    /// The HNSW graph to start from: the base generation's as stored, or, when the library
+    /// stores none, one built here from every vector (an empty one for a new library).
     fn load_graph(&self) -> Result<HnswIndex> {
-        if self.manifest.generation == 0 {
-            return HnswIndex::new(self.dim(), self.manifest.index, 1024);
-        }
-        let path = self.root.join(&self.manifest.files.graph);
+        let stored = match &self.manifest.files.graph {
+            Some(name) if self.manifest.generation > 0 => name,
+            _ => return self.build_graph(self.manifest.index),
+        };
+        let path = self.root.join(stored);
         let loaded = HnswIndex::load(&path, self.manifest.index).map_err(|e| match e {
             // The graph is derived data: say how to get it back.
             Error::Index { path, reason } => Error::Index {
@@ -733,7 +737,21 @@ impl Library {
         Ok(loaded)
     }
 
-    /// The HNSW graph, loaded from disk on first use.
+    /// A graph of every vector, built in memory with `params`.
+    fn build_graph(&self, params: HnswParams) -> Result<HnswIndex> {
+        let mut graph = HnswIndex::new(self.dim(), params, self.len().max(1024))?;
+        if !self.is_empty() {
+            graph.add(&self.vectors.vectors())?;
+        }
+        Ok(graph)
+    }
+
+    /// Whether full commits store the HNSW graph (see [`Manifest::store_graph`]).
+    pub fn stores_graph(&self) -> bool {
+        self.manifest.store_graph
+    }
+
+    /// The HNSW graph, loaded from disk (or built, see [`Library::load_graph`]) on first use.
     fn hnsw(&self) -> Result<&HnswIndex> {
         if let Some(g) = self.graph.get() {
             return Ok(g);
@@ -839,15 +857,20 @@ impl Library {
         Ok(())
     }
 
-    /// Rebuilds the HNSW graph from the stored vectors (with new parameters if given).
-    pub fn rebuild_index(&mut self, params: HnswParams) -> Result<()> {
+    /// Rebuilds the derived indexes from the stored papers and vectors, with new graph
+    /// parameters, and sets whether full commits store the graph: the graph is built now only
+    /// when it is to be stored (a process that wants one without storing it builds it when it
+    /// first searches).
+    pub fn rebuild_index(&mut self, params: HnswParams, store_graph: bool) -> Result<()> {
         self.writable("rebuild its index")?;
         self.verify_vectors()?;
-        let mut graph = HnswIndex::new(self.dim(), params, self.len().max(1024))?;
-        graph.add(&self.vectors.vectors())?;
         self.manifest.index = params;
+        self.manifest.store_graph = store_graph;
         self.graph = OnceLock::new();
-        let _ = self.graph.set(graph);
+        if store_graph {
+            let graph = self.build_graph(params)?;
+            let _ = self.graph.set(graph);
+        }
         self.lexical = OnceLock::new();
         let texts = (0..self.len())
             .map(|r| self.lexical_text(r))

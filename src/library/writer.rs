@@ -4,8 +4,9 @@
 //! through [`crate::directory`].
 //!
 //! The library owns exactly the files it writes: `manifest.json` (and its `.tmp`), and
-//! `papers.<g>.jsonl`, `embeddings.<g>.npy`, `lexical.<g>.bin`, `keys.<g>.bin` and the directory `graph.<g>/`
-//! holding the files [`crate::index::hnsw::saved_file_names`] lists. Files are created new,
+//! `papers.<g>.jsonl` (a segment's records), `papers.<g>.jsonl.zst` (a full generation's),
+//! `embeddings.<g>.npy`, `lexical.<g>.bin`, `keys.<g>.bin` and, when it stores its graph, the
+//! directory `graph.<g>/` holding the files [`crate::index::hnsw::saved_file_names`] lists. Files are created new,
 //! never opened where something already is, so no write follows a symlink; only regular
 //! files (and graph directories) of exactly those names are ever removed, and anything else
 //! in the directory is left as it is.
@@ -19,7 +20,7 @@ use super::manifest::{
     generation_of, now, FileSum, GenerationFiles, Manifest, Segment, FORMAT_VERSION, MANIFEST,
 };
 use super::record::Paper;
-use super::{keys, npy};
+use super::{blocks, keys, npy};
 use super::{lib_err, Library};
 use crate::directory::{file_kind, remove_leftover, write_atomically, write_new, WriteLock};
 use crate::index::hnsw::saved_file_names;
@@ -48,10 +49,10 @@ impl Library {
         // Leftovers of a writer killed at this same generation are removed (they are papersim's
         // own names and no manifest names them), never reused; anything else there is refused.
         let names = generation_names(generation);
-        for name in &names[..4] {
+        for name in names.files() {
             remove_leftover(&self.root.join(name))?;
         }
-        let graph_dir = self.root.join(&names[4]);
+        let graph_dir = self.root.join(&names.graph);
         remove_graph_dir(&graph_dir)?;
         let written = if full {
             self.write_generation(generation)
@@ -66,7 +67,7 @@ impl Library {
                 // that they do not fill the disk further (a failed manifest switch removes its
                 // own temporary file).
                 // They are the files this commit created: no name was taken when it started.
-                for name in &names[..4] {
+                for name in names.files() {
                     let _ = remove_leftover(&self.root.join(name));
                 }
                 let _ = remove_graph_dir(&graph_dir);
@@ -86,18 +87,18 @@ impl Library {
         Ok(())
     }
 
-    /// Writes generation `generation` as a full one: every paper, vector, the graph (with the
-    /// papers added since the base generation inserted) and the lexical index. Returns the
-    /// manifest that names it.
+    /// Writes generation `generation` as a full one: every paper, vector, the lexical index,
+    /// and the graph (with the papers added since the base generation inserted) when the
+    /// library stores one. Returns the manifest that names it.
     fn write_generation(&mut self, generation: u64) -> Result<Manifest> {
         self.verify_vectors()?;
-        let [papers, embeddings, lexical, keys, graph] = generation_names(generation);
+        let names = generation_names(generation);
         let files = GenerationFiles {
-            papers,
-            embeddings,
-            graph,
-            lexical: Some(lexical),
-            keys: Some(keys),
+            papers: names.compressed_papers,
+            embeddings: names.embeddings,
+            graph: self.manifest.store_graph.then_some(names.graph),
+            lexical: Some(names.lexical),
+            keys: Some(names.keys),
         };
         let mut manifest = self.manifest.clone();
         manifest.checksums.clear();
@@ -106,11 +107,13 @@ impl Library {
         let mut write =
             |name: &str, bytes: &[u8]| write_data_file(root, &mut manifest, name, bytes);
         let jsonl = papers_jsonl(&all)?;
-        write(&files.papers, &jsonl)?;
+        let framed =
+            blocks::compress(&jsonl).map_err(|e| crate::Error::io(root.join(&files.papers), e))?;
+        write(&files.papers, &framed.bytes)?;
         if let Some(name) = &files.keys {
-            write(name, &keys::encode(&jsonl, &all))?;
+            write(name, &keys::encode(&jsonl, &all, Some(&framed.starts)))?;
         }
-        drop(jsonl);
+        drop((jsonl, framed));
         write(
             &files.embeddings,
             &npy::encode_f32(&self.vectors.vectors(), self.len(), self.dim()),
@@ -119,18 +122,20 @@ impl Library {
         if let Some(name) = &files.lexical {
             write(name, &lexical)?;
         }
-        let mut graph = match self.graph.take() {
-            Some(g) => g,
-            None => self.load_graph()?,
-        };
-        let covered = graph.len();
-        let saved = graph
-            .add(&self.vectors.rows_from(covered))
-            .and_then(|()| graph.save(&self.root.join(&files.graph)));
-        // Kept whether or not the write worked: the graph is only ever extended, and search
-        // covers whatever rows it does not hold exactly.
-        let _ = self.graph.set(graph);
-        saved?;
+        if let Some(name) = &files.graph {
+            let mut graph = match self.graph.take() {
+                Some(g) => g,
+                None => self.load_graph()?,
+            };
+            let covered = graph.len();
+            let saved = graph
+                .add(&self.vectors.rows_from(covered))
+                .and_then(|()| graph.save(&self.root.join(name)));
+            // Kept whether or not the write worked: the graph is only ever extended, and
+            // search covers whatever rows it does not hold exactly.
+            let _ = self.graph.set(graph);
+            saved?;
+        }
 
         manifest.files = files;
         manifest.segments.clear();
@@ -144,7 +149,9 @@ impl Library {
         let added: Vec<&Paper> = self.papers[self.committed_rows..].iter().collect();
         let mut records = added.clone();
         records.extend(self.changed.iter().map(|&r| &self.papers[r]));
-        let [papers, embeddings, ..] = generation_names(generation);
+        let GenerationNames {
+            papers, embeddings, ..
+        } = generation_names(generation);
         let mut manifest = self.manifest.clone();
         let root = &self.root;
         let mut write =
@@ -250,16 +257,41 @@ fn write_data_file(root: &Path, manifest: &mut Manifest, name: &str, bytes: &[u8
     Ok(())
 }
 
-/// The names generation `generation` writes: papers, embeddings, lexical, keys, graph
-/// directory.
-fn generation_names(generation: u64) -> [String; 5] {
-    [
-        format!("papers.{generation}.jsonl"),
-        format!("embeddings.{generation}.npy"),
-        format!("lexical.{generation}.bin"),
-        format!("keys.{generation}.bin"),
-        format!("graph.{generation}"),
-    ]
+/// The names generation `generation` may write.
+struct GenerationNames {
+    /// A segment's records.
+    papers: String,
+    /// A full generation's records (see [`blocks`]).
+    compressed_papers: String,
+    embeddings: String,
+    lexical: String,
+    keys: String,
+    /// A directory.
+    graph: String,
+}
+
+impl GenerationNames {
+    /// The regular files' names.
+    fn files(&self) -> [&String; 5] {
+        [
+            &self.papers,
+            &self.compressed_papers,
+            &self.embeddings,
+            &self.lexical,
+            &self.keys,
+        ]
+    }
+}
+
+fn generation_names(generation: u64) -> GenerationNames {
+    GenerationNames {
+        papers: format!("papers.{generation}.jsonl"),
+        compressed_papers: format!("papers.{generation}.jsonl.zst"),
+        embeddings: format!("embeddings.{generation}.npy"),
+        lexical: format!("lexical.{generation}.bin"),
+        keys: format!("keys.{generation}.bin"),
+        graph: format!("graph.{generation}"),
+    }
 }
 
 /// Removes a graph directory papersim wrote: the files an index saves, then the directory,
