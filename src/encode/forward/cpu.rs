@@ -26,8 +26,10 @@
 //! - Element-wise kernels are written so the compiler vectorises them, and run under
 //!   `pulp`'s run-time CPU dispatch, so one binary uses AVX-512 where the CPU has it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use candle_core::safetensors::MmapedSafetensors;
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
@@ -71,7 +73,7 @@ pub struct CpuBert {
     vocab: usize,
     max_positions: usize,
     type_vocab: usize,
-    word: Vec<f32>,
+    word: WordTable,
     position: Vec<f32>,
     token_type: Vec<f32>,
     embed_norm: Norm,
@@ -116,6 +118,19 @@ impl<'a> Weights<'a> {
         }
     }
 
+    /// The full name of the tensor `path` (joined with dots) under this prefix.
+    fn mapped_name(&self, path: &[&str]) -> Option<String> {
+        self.file?;
+        let prefix = self.vb.prefix();
+        let mut parts: Vec<&str> = if prefix.is_empty() {
+            vec![]
+        } else {
+            vec![&prefix]
+        };
+        parts.extend_from_slice(path);
+        Some(parts.join("."))
+    }
+
     /// The tensor `name` of shape `shape`, row-major.
     fn get(&self, shape: &[usize], name: &str) -> candle_core::Result<Vec<f32>> {
         if let Some(file) = self.file {
@@ -136,6 +151,53 @@ impl<'a> Weights<'a> {
             }
         }
         tensor_data(&self.vb.get(shape, name)?)
+    }
+}
+
+/// The word-embedding table. Read where it lies in the mapped weights file when it can be:
+/// it is half of MiniLM's weights (47 MB), and a command that embeds one query reads a few
+/// dozen of its rows, so copying it was a fifth of such a command's time.
+enum WordTable {
+    Owned(Vec<f32>),
+    /// The tensor `name` of `file`, checked at load to be f32 of the right shape.
+    Mapped {
+        file: Arc<MmapedSafetensors>,
+        name: String,
+    },
+}
+
+/// A [`WordTable`]'s rows, borrowed for one forward pass.
+enum WordRows<'a> {
+    F32(&'a [f32]),
+    /// Little-endian f32 bytes, not necessarily aligned.
+    Le(&'a [u8]),
+}
+
+impl WordTable {
+    fn rows(&self) -> WordRows<'_> {
+        match self {
+            WordTable::Owned(v) => WordRows::F32(v),
+            WordTable::Mapped { file, name } => match file.get(name) {
+                Ok(view) => WordRows::Le(view.data()),
+                // Checked when the model was loaded, and the mapping does not change.
+                Err(_) => unreachable!("tensor {name} was found when the model was loaded"),
+            },
+        }
+    }
+}
+
+impl WordRows<'_> {
+    /// Writes row `id` (of `h` values) into `out`.
+    fn copy_row(&self, id: usize, out: &mut [f32]) {
+        let h = out.len();
+        match self {
+            WordRows::F32(v) => out.copy_from_slice(&v[id * h..][..h]),
+            WordRows::Le(b) => {
+                for (o, c) in out.iter_mut().zip(b[id * h * 4..][..h * 4].chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+        }
     }
 }
 
@@ -232,8 +294,14 @@ impl Forward for CpuBert {
 }
 
 impl CpuBert {
-    /// Copies the weights under `vb` (already pointed at the BERT root) into CPU buffers.
-    pub fn load(vb: Weights, c: &BertConfig) -> candle_core::Result<Self> {
+    /// Copies the weights under `vb` (already pointed at the BERT root) into CPU buffers, but
+    /// for the word-embedding table, which is read from `file` (the mapped weights) where it
+    /// lies when it is stored as f32.
+    pub fn load(
+        vb: Weights,
+        file: Option<Arc<MmapedSafetensors>>,
+        c: &BertConfig,
+    ) -> candle_core::Result<Self> {
         let h = c.hidden_size;
         if c.num_attention_heads == 0 || !h.is_multiple_of(c.num_attention_heads) {
             candle_core::bail!(
@@ -268,7 +336,16 @@ impl CpuBert {
             vocab: c.vocab_size,
             max_positions: c.max_position_embeddings,
             type_vocab: c.type_vocab_size,
-            word: table("word_embeddings", c.vocab_size)?,
+            word: match file.zip(vb.mapped_name(&["embeddings", "word_embeddings", "weight"])) {
+                Some((file, name))
+                    if file.get(&name).is_ok_and(|v| {
+                        v.dtype() == safetensors::Dtype::F32 && v.shape() == [c.vocab_size, h]
+                    }) =>
+                {
+                    WordTable::Mapped { file, name }
+                }
+                _ => WordTable::Owned(table("word_embeddings", c.vocab_size)?),
+            },
             position: table("position_embeddings", c.max_position_embeddings)?,
             token_type: table("token_type_embeddings", c.type_vocab_size)?,
             embed_norm: Norm::load(&emb.pp("LayerNorm"), h, c.layer_norm_eps)?,
@@ -368,15 +445,17 @@ impl CpuBert {
         block: usize,
     ) {
         let h = self.hidden;
+        let words = self.word.rows();
         x.par_chunks_mut(block * h)
             .zip(cells_of_rows.par_chunks(block))
             .for_each(|(xb, cells)| {
                 for (row, &c) in xb.chunks_exact_mut(h).zip(cells) {
-                    let word = &self.word[ids[c] as usize * h..][..h];
+                    words.copy_row(ids[c] as usize, row);
                     let pos = &self.position[(c % len) * h..][..h];
                     let typ = &self.token_type[type_ids[c] as usize * h..][..h];
-                    for (((o, w), p), t) in row.iter_mut().zip(word).zip(pos).zip(typ) {
-                        *o = w + p + t;
+                    // (word + position) + type, as before the table was mapped.
+                    for ((o, p), t) in row.iter_mut().zip(pos).zip(typ) {
+                        *o = *o + p + t;
                     }
                 }
                 run(Kernel::LayerNorm {

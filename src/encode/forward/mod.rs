@@ -133,13 +133,13 @@ pub fn load(
                     "the cpu-fast BERT backend runs on the CPU in f32 only".into(),
                 ));
             }
-            // SAFETY: as for the VarBuilder above (a second read-only mapping, dropped once
-            // the weights are copied out).
-            let file =
-                unsafe { candle_core::safetensors::MmapedSafetensors::new(&files.weights) }.ok();
-            Box::new(
-                CpuBert::load(cpu::Weights::new(vb, file.as_ref()), &files.config).map_err(wrap)?,
-            )
+            // SAFETY: as for the VarBuilder above (a second read-only mapping, kept for the
+            // word-embedding table, which is read where it lies).
+            let file = unsafe { candle_core::safetensors::MmapedSafetensors::new(&files.weights) }
+                .ok()
+                .map(std::sync::Arc::new);
+            let weights = cpu::Weights::new(vb, file.as_deref());
+            Box::new(CpuBert::load(weights, file.clone(), &files.config).map_err(wrap)?)
         }
         Backend::Upstream => {
             let config = upstream::read_config(&files.dir.join("config.json"))?;
