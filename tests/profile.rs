@@ -674,3 +674,320 @@ fn profile_eval_beats_the_random_ranking_for_distillation_and_code() {
         &["tag `lonely` has 1 liked paper", "at least two"],
     );
 }
+
+/// The seed library plus two arXiv papers: one under its arXiv id, one (without id) whose URL
+/// is a DOI. Returns the library and those two papers' titles.
+fn import_library(tmp: &Path) -> (PathBuf, String, String) {
+    let lib = library_copy(tmp);
+    let arxiv = std::fs::read_to_string(common::fixture("digests/arxiv-cs-30.jsonl")).unwrap();
+    let papers: Vec<Value> = arxiv
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_id = |id: &str| papers.iter().find(|p| p["id"] == id).unwrap().clone();
+    let (gqkva, glen) = (by_id("2311.03426"), by_id("2311.03057"));
+    let digest = serde_json::json!([
+        {"id": "2311.03426", "title": gqkva["title"], "abstract": gqkva["abstract"]},
+        {"title": glen["title"], "abstract": glen["abstract"], "url": "https://doi.org/10.1145/3583780.3614988"},
+    ]);
+    let path = write(&tmp.join("two.json"), digest.to_string());
+    ok(&lib, &["ingest", path.to_str().unwrap()]);
+    (
+        lib,
+        gqkva["title"].as_str().unwrap().to_string(),
+        glen["title"].as_str().unwrap().to_string(),
+    )
+}
+
+fn run_import(lib: &Path, file: &Path, extra: &[&str]) -> (String, String) {
+    let mut args = vec![os("import"), file.as_os_str()];
+    args.extend(extra.iter().map(os));
+    let o = run(lib, &args);
+    assert!(o.status.success(), "import failed: {}", stderr(&o));
+    (String::from_utf8_lossy(&o.stdout).to_string(), stderr(&o))
+}
+
+#[test]
+fn profile_import_bibtex_matches_by_arxiv_id_doi_and_title_adds_abstracts_and_warns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lib, gqkva, glen) = import_library(tmp.path());
+    let bib = write(
+        &tmp.path().join("refs.bib"),
+        r#"% exported from a reference manager
+@string{neurips = "Advances in Neural Information Processing Systems"}
+
+@misc{gqkva2023,
+  title = {{GQKVA}: a title the library spells differently},
+  author = {Javadi, Farnoosh and others},
+  eprint = {2311.03426v2},
+  archivePrefix = {arXiv},
+  year = 2023,
+}
+
+@inproceedings{glen,
+  title = {Retrieval, by its {DOI}},
+  doi = {10.1145/3583780.3614988},
+}
+
+@inproceedings{dmd2,
+  title = {Improved Distribution Matching Distillation for Fast Image {S}ynthesis},
+  booktitle = neurips,
+}
+
+@article{accents,
+  title = {Caf{\'e} {\"U}ber-Distillation: Teaching One-Step Students with Na{\"i}ve Teachers},
+  abstract = {We distill a diffusion model into a one-step generator by matching the teacher's distribution, and show that na\"ive teachers suffice for fast image synthesis.},
+  date = {2024-05-23},
+}
+
+@article{nowhere,
+  title = {A Paper This Library Has Never Seen},
+  year = 2020,
+}
+
+@article{broken,
+  title = {An entry whose braces never close,
+  year = 2021,
+
+@article{untitled,
+  author = {Nobody, A.},
+}
+"#,
+    );
+    let (out, err) = run_import(&lib, &bib, &["--tag", "mine"]);
+    assert!(out.contains("3 matched library papers, 1 added"), "{out}");
+    // One clear warning per entry left out, naming where it is.
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("papersim: warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{err}");
+    assert!(
+        err.contains("refs.bib:28:") && err.contains("A Paper This Library Has Never Seen"),
+        "{err}"
+    );
+    assert!(
+        err.contains("refs.bib:33:") && err.contains("not a well-formed BibTeX entry"),
+        "{err}"
+    );
+    assert!(
+        err.contains("refs.bib:37:") && err.contains("has no title"),
+        "{err}"
+    );
+    let l = Library::open_for_reading(&lib).unwrap();
+    let added = l
+        .rows_of_title("Café Über-Distillation: Teaching One-Step Students with Naïve Teachers")
+        .unwrap();
+    assert_eq!(added.len(), 1, "the LaTeX accents are decoded");
+    let liked: BTreeSet<String> = profile(&lib).0["mine"].iter().cloned().collect();
+    let want: BTreeSet<String> = [
+        "2311.03426".to_string(),
+        id_of(&lib, &glen),
+        id_of(&lib, DMD),
+        l.paper(added[0]).unwrap().id.clone(),
+    ]
+    .into();
+    assert_eq!(liked, want);
+    assert_eq!(id_of(&lib, &gqkva), "2311.03426");
+    // Importing again adds nothing and likes the same papers.
+    let (out, _) = run_import(&lib, &bib, &["--tag", "mine"]);
+    assert!(out.contains("4 matched library papers, 0 added"), "{out}");
+    assert_eq!(profile(&lib).0["mine"].len(), 4);
+}
+
+#[test]
+fn profile_import_csl_json_and_export_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lib, _, glen) = import_library(tmp.path());
+    let csl = write(
+        &tmp.path().join("zotero.json"),
+        serde_json::json!([
+            {"id": "http://zotero.org/users/1/items/AAAA", "type": "article", "title": "GQKVA (as Zotero has it)",
+             "DOI": "10.48550/arXiv.2311.03426", "number": "arXiv:2311.03426"},
+            {"id": "b", "type": "paper-conference", "title": CODERL.to_uppercase()},
+            {"id": "c", "type": "article-journal", "title": "whatever", "DOI": "https://doi.org/10.1145/3583780.3614988"},
+            42,
+            {"id": "e", "type": "article", "abstract": "no title here"},
+            {"id": "f", "type": "article", "title": "Unknown and Abstract-less"}
+        ])
+        .to_string(),
+    );
+    let (out, err) = run_import(&lib, &csl, &[]);
+    assert!(
+        out.contains("3 matched library papers, 0 added, 1 not imported"),
+        "{out}"
+    );
+    assert!(err.contains("zotero.json: item 4: not an object"), "{err}");
+    assert!(err.contains("zotero.json: item 5: has no `title`"), "{err}");
+    assert!(
+        err.contains("zotero.json: item 6:") && err.contains("no abstract"),
+        "{err}"
+    );
+    let (likes, _) = profile(&lib);
+    let got: BTreeSet<String> = likes["default"].iter().cloned().collect();
+    let want: BTreeSet<String> = [
+        "2311.03426".to_string(),
+        id_of(&lib, CODERL),
+        id_of(&lib, &glen),
+    ]
+    .into();
+    assert_eq!(got, want);
+
+    // Export, then import into a library that has no profile: the same likes.
+    ok(&lib, &["like", DMD, "--tag", "distillation"]);
+    let bib = tmp.path().join("liked.bib");
+    ok(
+        &lib,
+        &[
+            "profile",
+            "export",
+            "--format",
+            "bibtex",
+            "-o",
+            bib.to_str().unwrap(),
+        ],
+    );
+    let text = std::fs::read_to_string(&bib).unwrap();
+    assert!(
+        text.contains("eprint = {2311.03426}") && text.contains("keywords = {distillation}"),
+        "{text}"
+    );
+    let json_out = ok(
+        &lib,
+        &[
+            "profile",
+            "export",
+            "--format",
+            "json",
+            "--tag",
+            "distillation",
+        ],
+    );
+    let items: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 1);
+    assert_eq!(items[0]["title"], DMD);
+    assert!(items[0]["abstract"].as_str().unwrap().contains("DMD"));
+
+    let (other, _, _) = import_library(&tmp.path().join("other"));
+    let (out, err) = run_import(&other, &bib, &["--tag", "back"]);
+    assert!(
+        out.contains("4 matched library papers, 0 added"),
+        "{out} {err}"
+    );
+    let back: BTreeSet<String> = profile(&other).0["back"].iter().cloned().collect();
+    let all: BTreeSet<String> = profile(&lib).0.values().flatten().cloned().collect();
+    assert_eq!(back, all);
+}
+
+/// A zotero.sqlite with the tables of Zotero's schema that papersim reads.
+fn zotero_db(path: &Path, glen: &str) {
+    let db = rusqlite::Connection::open(path).unwrap();
+    db.execute_batch(
+        "CREATE TABLE itemTypes (itemTypeID INTEGER PRIMARY KEY, typeName TEXT, templateItemTypeID INT, display INT DEFAULT 1);
+         CREATE TABLE items (itemID INTEGER PRIMARY KEY, itemTypeID INT NOT NULL, dateAdded TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, dateModified TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, clientDateModified TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, libraryID INT NOT NULL, key TEXT NOT NULL, version INT NOT NULL DEFAULT 0, synced INT NOT NULL DEFAULT 0, UNIQUE (libraryID, key));
+         CREATE TABLE fields (fieldID INTEGER PRIMARY KEY, fieldName TEXT, fieldFormatID INT);
+         CREATE TABLE itemDataValues (valueID INTEGER PRIMARY KEY, value UNIQUE);
+         CREATE TABLE itemData (itemID INT, fieldID INT, valueID, PRIMARY KEY (itemID, fieldID));
+         CREATE TABLE collections (collectionID INTEGER PRIMARY KEY, collectionName TEXT NOT NULL, parentCollectionID INT DEFAULT NULL, clientDateModified TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, libraryID INT NOT NULL, key TEXT NOT NULL, version INT NOT NULL DEFAULT 0, synced INT NOT NULL DEFAULT 0, UNIQUE (libraryID, key));
+         CREATE TABLE collectionItems (collectionID INT NOT NULL, itemID INT NOT NULL, orderIndex INT NOT NULL DEFAULT 0, PRIMARY KEY (collectionID, itemID));
+         CREATE TABLE deletedItems (itemID INTEGER PRIMARY KEY, dateDeleted DEFAULT CURRENT_TIMESTAMP NOT NULL);
+         INSERT INTO itemTypes VALUES (2, 'attachment', NULL, 0), (11, 'journalArticle', NULL, 1), (31, 'preprint', NULL, 1), (28, 'note', NULL, 0);
+         INSERT INTO fields VALUES (1, 'title', NULL), (2, 'abstractNote', NULL), (13, 'url', NULL), (14, 'date', NULL), (16, 'extra', NULL), (59, 'DOI', NULL), (123, 'archiveID', NULL);
+         INSERT INTO collections (collectionID, collectionName, libraryID, key) VALUES (1, 'transformers', 1, 'C1'), (2, 'code', 1, 'C2');",
+    )
+    .unwrap();
+    let mut value_id = 0;
+    let mut item = |id: i64, kind: i64, fields: &[(i64, &str)]| {
+        db.execute(
+            "INSERT INTO items (itemID, itemTypeID, libraryID, key) VALUES (?1, ?2, 1, ?3)",
+            rusqlite::params![id, kind, format!("K{id}")],
+        )
+        .unwrap();
+        for (field, value) in fields {
+            value_id += 1;
+            db.execute(
+                "INSERT INTO itemDataValues VALUES (?1, ?2)",
+                rusqlite::params![value_id, value],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO itemData VALUES (?1, ?2, ?3)",
+                rusqlite::params![id, field, value_id],
+            )
+            .unwrap();
+        }
+    };
+    item(
+        1,
+        31,
+        &[
+            (1, "GQKVA in Zotero"),
+            (123, "arXiv:2311.03426"),
+            (13, "http://arxiv.org/abs/2311.03426v1"),
+        ],
+    );
+    item(2, 11, &[(1, CODERL), (14, "2022-07-05")]);
+    item(3, 11, &[(1, glen), (59, "10.1145/3583780.3614988")]);
+    item(4, 2, &[(1, "Full Text PDF")]);
+    item(5, 11, &[(1, "Deleted paper, in the trash")]);
+    item(6, 11, &[(2, "an abstract without a title")]);
+    db.execute_batch(
+        "INSERT INTO collectionItems VALUES (1, 1, 0), (2, 2, 0), (1, 3, 1), (2, 3, 2);
+         INSERT INTO deletedItems (itemID) VALUES (5);",
+    )
+    .unwrap();
+}
+
+#[test]
+fn profile_import_zotero_sqlite_while_zotero_holds_it_locked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lib, _, glen) = import_library(tmp.path());
+    let db_path = tmp.path().join("zotero.sqlite");
+    zotero_db(&db_path, &glen);
+    // Read before the lock is taken: closing any descriptor of the file would release this
+    // process's POSIX locks on it.
+    let before = std::fs::read(&db_path).unwrap();
+    // Zotero, running, holds its database with an exclusive lock.
+    let zotero = rusqlite::Connection::open(&db_path).unwrap();
+    zotero
+        .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+        .unwrap();
+    let t0 = Instant::now();
+    let (out, err) = run_import(&lib, &db_path, &[]);
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    assert!(
+        out.contains("3 matched library papers, 0 added"),
+        "{out} {err}"
+    );
+    assert!(err.contains("zotero.sqlite: item 6: has no title"), "{err}");
+    assert!(!err.contains("Deleted paper") && !out.contains("Full Text PDF"));
+    // Each collection is a tag.
+    let (likes, _) = profile(&lib);
+    assert_eq!(
+        likes["transformers"]
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>(),
+        ["2311.03426".to_string(), id_of(&lib, &glen)].into()
+    );
+    assert_eq!(
+        likes["code"].iter().cloned().collect::<BTreeSet<_>>(),
+        [id_of(&lib, CODERL), id_of(&lib, &glen)].into()
+    );
+    drop(zotero);
+    assert!(
+        std::fs::read(&db_path).unwrap() == before,
+        "the database is only read"
+    );
+    // Not a Zotero database: a clear error naming it.
+    let other = tmp.path().join("other.sqlite");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x INT); INSERT INTO t VALUES (1);")
+        .unwrap();
+    refused(
+        &lib,
+        &[os("import"), other.as_os_str()],
+        &["other.sqlite", "not a Zotero database"],
+    );
+}

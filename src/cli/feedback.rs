@@ -322,3 +322,85 @@ pub fn eval(g: &Global, tag: Option<&str>, rank_args: &RankArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Bibtex,
+    Json,
+}
+
+/// `papersim profile export`: the liked papers (of `tag`, or all) as BibTeX or CSL JSON, on
+/// stdout or into `output` (a new file, or over a regular file).
+pub fn export(
+    g: &Global,
+    tag: Option<&str>,
+    format: ExportFormat,
+    output: Option<&std::path::Path>,
+) -> Result<()> {
+    use papersim::feedback::export::{to_bibtex, to_csl_json, ExportEntry};
+    let root = library_dir(g);
+    let fb = Log::of_library(&root).feedback()?;
+    let lib = if Library::exists(&root) {
+        Some(open_library(g)?)
+    } else {
+        None
+    };
+    // One entry per paper, with every tag it is liked under.
+    let mut entries: Vec<ExportEntry> = Vec::new();
+    for (t, marks) in fb.likes() {
+        if tag.is_some_and(|want| want != t) {
+            continue;
+        }
+        for m in marks {
+            if let Some(e) = entries.iter_mut().find(|e| e.id == m.id) {
+                e.tags.push(t.clone());
+                continue;
+            }
+            let mut e = ExportEntry {
+                id: m.id.clone(),
+                title: m.title.clone(),
+                tags: vec![t.clone()],
+                ..ExportEntry::default()
+            };
+            let row = match &lib {
+                Some(lib) => match lib.row_of_id(&m.id)? {
+                    Some(r) => Some(r),
+                    None => lib.rows_of_title(&m.title)?.first().copied(),
+                },
+                None => None,
+            };
+            if let (Some(lib), Some(row)) = (&lib, row) {
+                let p = lib.paper(row)?;
+                e.abstract_text = Some(p.abstract_text.clone());
+                e.authors = p.authors.clone();
+                e.date = p
+                    .date
+                    .clone()
+                    .or_else(|| p.first_seen().map(str::to_string));
+                e.url = p.url.clone();
+            }
+            entries.push(e);
+        }
+    }
+    if entries.is_empty() {
+        bail!(
+            "no liked papers{} to export: like some with `papersim like ID_OR_TITLE... [--tag NAME]`",
+            tag.map(|t| format!(" under tag `{t}`")).unwrap_or_default()
+        );
+    }
+    let text = match format {
+        ExportFormat::Bibtex => to_bibtex(&entries),
+        ExportFormat::Json => serde_json::to_string_pretty(&to_csl_json(&entries))? + "\n",
+    };
+    match output {
+        Some(path) => {
+            papersim::directory::write_report(path, text.as_bytes())?;
+            note(
+                g,
+                &format!("wrote {} liked papers to {}", entries.len(), path.display()),
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}

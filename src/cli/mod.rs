@@ -7,6 +7,7 @@ mod args;
 mod bench;
 mod embed;
 mod feedback;
+mod import;
 mod index;
 mod info;
 mod ingest;
@@ -165,6 +166,16 @@ enum Command {
         #[arg(required = true)]
         papers: Vec<String>,
     },
+    /// Like the papers of your reference manager: a BibTeX file, a CSL JSON export or a
+    /// zotero.sqlite (read-only; Zotero may be running). Entries are matched to library papers
+    /// by arXiv id, DOI or title; unknown ones with an abstract are added (embedded); the rest
+    /// are warnings.
+    Import {
+        file: PathBuf,
+        /// Like them under this tag [default: each entry's Zotero collections, else default].
+        #[arg(long)]
+        tag: Option<String>,
+    },
     /// Your stored profile: likes per tag and dislikes, with their dates.
     Profile {
         #[command(subcommand)]
@@ -188,6 +199,17 @@ enum ProfileAction {
         tag: Option<String>,
         #[command(flatten)]
         rank: RankArgs,
+    },
+    /// Your liked papers as BibTeX or CSL JSON (for Zotero, JabRef, or another library).
+    Export {
+        #[arg(long, value_enum)]
+        format: feedback::ExportFormat,
+        /// Only this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Write here (a new file, or over a regular file) instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -296,6 +318,22 @@ pub fn run(args: Args) -> Result<()> {
         Command::Dislike { papers } => feedback::mark(g, Op::Dislike, papers, None),
         Command::Forget { papers, tag } => feedback::mark(g, Op::Forget, papers, tag.as_deref()),
         Command::Seen { papers } => feedback::mark(g, Op::Seen, papers, None),
+        Command::Import { file, tag } => import::import(g, file, tag.as_deref()),
+        Command::Profile {
+            action:
+                Some(ProfileAction::Export {
+                    format,
+                    tag,
+                    output,
+                }),
+            tag: outer,
+            ..
+        } => feedback::export(
+            g,
+            tag.as_deref().or(outer.as_deref()),
+            *format,
+            output.as_deref(),
+        ),
         Command::Profile {
             action: None,
             tag,

@@ -10,8 +10,14 @@
 //! fsynced, a torn tail left by a killed appender cut before the next write; reading ignores
 //! such a tail (it was never acknowledged) and refuses any other malformed line, naming it.
 //!
+//! The reader's reference library is read for `papersim import` by [`import`] (BibTeX, CSL
+//! JSON, a Zotero database), and liked papers are written out by [`export`].
+//!
 //! May import: `crate::directory`, `crate::paper`, `crate::error`. Never the library: the
 //! caller resolves what a reader named to ids and titles, and the log stores those.
+
+pub mod export;
+pub mod import;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
