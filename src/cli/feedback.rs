@@ -11,6 +11,15 @@ use papersim::feedback::{check_tag, Log, Op, Record, DEFAULT_TAG};
 use papersim::library::Library;
 use papersim::rank::{self, Profile, Retrieval};
 
+/// Writes `text` and a newline to stdout, returning the error of a closed pipe (which `main`
+/// ends quietly on) instead of panicking as `println!` does.
+pub(super) fn say(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
 /// Who a ranking is for: liked and disliked rows, each like's interest, and where they came
 /// from (for the JSON report).
 pub(super) struct Reader {
@@ -210,16 +219,16 @@ pub fn mark(g: &Global, op: Op, papers: &[String], tag: Option<&str>) -> Result<
         Op::Seen => "marked as seen",
     };
     let under = tag.map(|t| format!(" (tag {t})")).unwrap_or_default();
-    println!(
-        "{}",
-        printable_lines(&format!("{verb} {} paper(s){under}:", records.len()))
-    );
+    say(&printable_lines(&format!(
+        "{verb} {} paper(s){under}:",
+        records.len()
+    )))?;
     for r in &records {
-        println!(
+        say(&format!(
             "  {}  {}",
             printable_lines(&r.id),
             printable_lines(&r.title)
-        );
+        ))?;
     }
     Ok(())
 }
@@ -230,36 +239,47 @@ pub fn show(g: &Global, tag: Option<&str>, format: InfoFormat) -> Result<()> {
     let fb = log.feedback()?;
     let mut likes = fb.likes();
     if let Some(t) = tag {
+        if !likes.contains_key(t) {
+            let known: Vec<&str> = likes.keys().map(String::as_str).collect();
+            bail!(
+                "no liked papers under tag `{t}`; tags: {}",
+                if known.is_empty() {
+                    "none yet".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
         likes.retain(|k, _| k == t);
     }
     let dislikes = fb.dislikes();
     if format == InfoFormat::Json {
         let v = json!({"log": log.path(), "likes": likes, "dislikes": dislikes, "seen": fb.seen_count()});
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        say(&serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
     if likes.is_empty() && dislikes.is_empty() {
-        println!("no likes or dislikes yet: `papersim like ID_OR_TITLE... [--tag NAME]`");
+        say("no likes or dislikes yet: `papersim like ID_OR_TITLE... [--tag NAME]`")?;
     }
     let line = |at: &str, id: &str, title: &str| {
         printable_lines(&format!("  {}  {id:<14}  {title}", &at[..at.len().min(10)])).to_string()
     };
     for (tag, marks) in &likes {
-        println!(
-            "{}",
-            printable_lines(&format!("like, tag {tag} ({})", marks.len()))
-        );
+        say(&printable_lines(&format!(
+            "like, tag {tag} ({})",
+            marks.len()
+        )))?;
         for m in marks {
-            println!("{}", line(&m.at, &m.id, &m.title));
+            say(&line(&m.at, &m.id, &m.title))?;
         }
     }
     if !dislikes.is_empty() {
-        println!("dislike ({})", dislikes.len());
+        say(&format!("dislike ({})", dislikes.len()))?;
         for m in &dislikes {
-            println!("{}", line(&m.at, &m.id, &m.title));
+            say(&line(&m.at, &m.id, &m.title))?;
         }
     }
-    println!("seen: {} papers", fb.seen_count());
+    say(&format!("seen: {} papers", fb.seen_count()))?;
     Ok(())
 }
 
@@ -285,7 +305,7 @@ pub fn eval(g: &Global, tag: Option<&str>, rank_args: &RankArgs) -> Result<()> {
     let evals = rank::eval::leave_one_out(&lib, &tags, &unlikes, &opts, retrieval)?;
     if json_out {
         let v = json!({"mode": retrieval.to_string(), "tags": evals});
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        say(&serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
     let width = evals
@@ -294,10 +314,10 @@ pub fn eval(g: &Global, tag: Option<&str>, rank_args: &RankArgs) -> Result<()> {
         .max()
         .unwrap_or(3)
         .max(3);
-    println!(
+    say(&format!(
         "{:<width$}  {:>8}  {:>10}  {:<8}  {:>9}  {:>9}  {:>11}",
         "tag", "held out", "candidates", "ranking", "recall@10", "recall@50", "median rank"
-    );
+    ))?;
     for e in &evals {
         let rows = [
             (retrieval.to_string(), &e.model),
@@ -314,10 +334,10 @@ pub fn eval(g: &Global, tag: Option<&str>, rank_args: &RankArgs) -> Result<()> {
             } else {
                 (String::new(), String::new(), String::new())
             };
-            println!(
+            say(&format!(
                 "{tag:<width$}  {held:>8}  {cands:>10}  {name:<8}  {:>9.2}  {:>9.2}  {:>11.1}",
                 f.recall_at_10, f.recall_at_50, f.median_rank
-            );
+            ))?;
         }
     }
     Ok(())
@@ -400,7 +420,10 @@ pub fn export(
                 &format!("wrote {} liked papers to {}", entries.len(), path.display()),
             );
         }
-        None => print!("{text}"),
+        None => {
+            use std::io::Write;
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+        }
     }
     Ok(())
 }

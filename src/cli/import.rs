@@ -9,6 +9,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use super::feedback::say;
 use super::{library_dir, load_embedder, note, printable_lines, progress, Global};
 use papersim::digest::Digest;
 use papersim::feedback::import::{self, ImportEntry};
@@ -167,17 +168,14 @@ pub fn import(g: &Global, path: &Path, tag: Option<&str>) -> Result<()> {
         }
     }
     Log::of_library(&root).append(&records)?;
-    println!(
-        "{}",
-        printable_lines(&format!(
-            "imported {} of {} entries from {} ({}): {matched} matched library papers, {added} added, {unmatched} not imported, {} warning(s); {} likes recorded",
-            matched + added,
-            imported.entries.len() + imported.warnings.len(),
-            path.display(),
-            imported.format,
-            imported.warnings.len() + unmatched,
-            records.len()
-        ))
-    );
+    say(&printable_lines(&format!(
+        "imported {} of {} entries from {} ({}): {matched} matched library papers, {added} added, {unmatched} not imported, {} warning(s); {} likes recorded",
+        matched + added,
+        imported.entries.len() + imported.warnings.len(),
+        path.display(),
+        imported.format,
+        imported.warnings.len() + unmatched,
+        records.len()
+    )))?;
     Ok(())
 }
