@@ -1,6 +1,7 @@
 //! Durable file I/O and the library's write lock: the one module that fsyncs, renames into
 //! place and takes OS file locks, for every part of papersim that writes (the library's
-//! generations, the HNSW graph files, provisioned models, `embed -o`).
+//! generations, the HNSW graph files, provisioned models, `embed -o`, and the appends of the
+//! feedback log).
 //!
 //! May import: `crate::error` only.
 
