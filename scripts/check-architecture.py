@@ -31,6 +31,7 @@ ALLOWED = {
     "encode": {"error", "progress", "directory", "checksum", "digest"},
     "index": {"error", "directory", "checksum"},
     "library": {"error", "directory", "index", "digest", "paper"},
+    "feedback": {"error", "directory", "paper"},
     "rank": {"error", "library", "index", "paper", "encode"},
     "pipeline": {"error", "progress", "directory", "encode", "library", "index", "digest"},
 }

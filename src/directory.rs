@@ -1,6 +1,7 @@
 //! Durable file I/O and the library's write lock: the one module that fsyncs, renames into
 //! place and takes OS file locks, for every part of papersim that writes (the library's
-//! generations, the HNSW graph files, provisioned models, `embed -o`).
+//! generations, the HNSW graph files, provisioned models, `embed -o`, and the appends of the
+//! feedback log).
 //!
 //! May import: `crate::error` only.
 
@@ -289,4 +290,91 @@ fn check_writable(dir: &Path) -> Result<()> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+/// Appends `bytes` (whole lines, each ending in `\n`) to the log at `path`, created if missing,
+/// and fsyncs it before returning: what this returns `Ok` for survives a crash. For
+/// append-only logs papersim owns (a library's `feedback.jsonl`).
+///
+/// - Never through a link: the file is opened with `O_NOFOLLOW`, and anything but a regular
+///   file at `path` is refused, naming it.
+/// - One appender at a time: an exclusive OS lock on the log itself, held for the write (a
+///   few microseconds), so concurrent appenders queue rather than interleave, and a library's
+///   write lock (held through a whole ingest) is not needed.
+/// - A torn tail is cut first: a writer killed mid-append may leave a last line without its
+///   `\n`. It was never acknowledged (its appender died before the fsync returned), so it is
+///   truncated away before the new lines are written, and the log stays a sequence of whole
+///   lines.
+pub fn append_lines(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut options = fs::OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let existed = fs::symlink_metadata(path).is_ok();
+    let mut file = options.open(path).map_err(|e| match fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => Error::Library {
+            path: path.to_path_buf(),
+            reason: format!(
+                "is a {}, not papersim's log; papersim never writes through what it did not create, so move it away",
+                file_kind(&m.file_type())
+            ),
+        },
+        _ => Error::io(path, e),
+    })?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.file_type().is_file() {
+        return Err(Error::Library {
+            path: path.to_path_buf(),
+            reason: format!(
+                "is a {}, not papersim's log; move it away",
+                file_kind(&meta.file_type())
+            ),
+        });
+    }
+    file.lock().map_err(|e| Error::io(path, e))?;
+    let io = |e| Error::io(path, e);
+    // The length under the lock: another appender may have written since the open.
+    let len = file.metadata().map_err(io)?.len();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1)).map_err(io)?;
+        file.read_exact(&mut last).map_err(io)?;
+        if last[0] != b'\n' {
+            let keep = last_line_end(&mut file, len).map_err(io)?;
+            file.set_len(keep).map_err(io)?;
+        }
+    }
+    file.write_all(bytes)
+        .and_then(|()| file.sync_data())
+        .map_err(io)?;
+    if !existed {
+        // The new file's directory entry, so that the log itself survives a crash.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// The length of `file` up to and including its last `\n` before `len` (0 when none).
+fn last_line_end(file: &mut File, len: u64) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    const CHUNK: u64 = 64 * 1024;
+    let mut end = len;
+    let mut buf = vec![0u8; CHUNK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }

@@ -88,6 +88,11 @@ pub enum Error {
     /// digests' papers.
     #[error("embeddings {path}: {reason}")]
     Import { path: PathBuf, reason: String },
+
+    /// A reader's reference file (`papersim import`: BibTeX, CSL JSON, zotero.sqlite) that
+    /// cannot be read at all (one bad entry is a warning, not this).
+    #[error("references {path}: {reason}")]
+    References { path: PathBuf, reason: String },
 }
 
 impl Error {

@@ -65,6 +65,20 @@ pub struct RankArgs {
     /// Search every vector instead of the HNSW graph.
     #[arg(long)]
     pub exact: bool,
+    /// Recency: a score halves for every DAYS a paper is older than the newest one ranked
+    /// (1 to 3650).
+    #[arg(long, value_name = "DAYS")]
+    pub half_life: Option<f32>,
+    /// Only papers whose title or abstract holds TERM (every word of it; compared as the
+    /// lexical index reads text: case-blind, plurals stemmed). Repeatable.
+    #[arg(long, value_name = "TERM")]
+    pub must: Vec<String>,
+    /// No paper whose title or abstract holds TERM (every word of it). Repeatable.
+    #[arg(long, value_name = "TERM")]
+    pub exclude: Vec<String>,
+    /// Only papers listing this category (cs.CL; or an archive: cs). Repeatable: any of them.
+    #[arg(long, value_name = "CATEGORY")]
+    pub category: Vec<String>,
     /// Evidence to rank by: dense (sentence embeddings), lexical (BM25 over titles and
     /// abstracts: exact terms) or hybrid (both, fused).
     #[arg(long, value_enum, default_value = "hybrid")]
@@ -83,9 +97,13 @@ pub struct ProfileArgs {
     /// Disliked papers (ids or titles).
     #[arg(long, num_args = 1..)]
     pub unlike: Vec<String>,
-    /// Profile file {"like": [...], "unlike": [...]} [default: <library>/profile.json].
+    /// Profile file {"like": [...], "unlike": [...]} [default: the stored profile (`papersim
+    /// like`), else <library>/profile.json].
     #[arg(long)]
     pub profile: Option<PathBuf>,
+    /// Only the stored likes of this tag (one interest).
+    #[arg(long)]
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -134,6 +152,11 @@ pub fn rank_options(rank: &RankArgs) -> Result<RankOptions> {
         } else {
             SearchMode::Auto
         },
+        half_life: rank.half_life,
+        must: rank.must.clone(),
+        exclude: rank.exclude.clone(),
+        categories: rank.category.clone(),
+        interests: Vec::new(),
     };
     opts.validate()?;
     Ok(opts)

@@ -6,6 +6,8 @@
 mod args;
 mod bench;
 mod embed;
+mod feedback;
+mod import;
 mod index;
 mod info;
 mod ingest;
@@ -29,6 +31,7 @@ use papersim::digest::{self, InputFormat, ParseOptions};
 use papersim::encode::device::{DeviceRequest, Precision};
 use papersim::encode::model::{self, DEFAULT_MODEL};
 use papersim::encode::tokenize::BatchLimits;
+use papersim::feedback::Op;
 use papersim::library::{self, Library};
 use papersim::pipeline::IndexChange;
 use papersim::{Embedder, EmbedderConfig};
@@ -128,10 +131,86 @@ enum Command {
         /// Add the digest to the library afterwards.
         #[arg(long)]
         ingest: bool,
+        /// Do not mark the papers shown as seen.
+        #[arg(long)]
+        no_mark: bool,
+        /// Show papers already seen too (by default they are hidden).
+        #[arg(long)]
+        include_seen: bool,
         #[arg(long, default_value = "auto")]
         input_format: String,
         #[command(flatten)]
         rank: RankArgs,
+    },
+    /// Like papers of the library (ids or titles), under a tag (one interest each).
+    Like {
+        #[arg(required = true)]
+        papers: Vec<String>,
+        /// The interest they belong to [default: default].
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Dislike papers: rankings keep away from their neighbours (their likes are dropped).
+    Dislike {
+        #[arg(required = true)]
+        papers: Vec<String>,
+    },
+    /// Drop what you said of papers (with --tag, only their like under that tag).
+    Forget {
+        #[arg(required = true)]
+        papers: Vec<String>,
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Mark papers as seen: `triage` hides them.
+    Seen {
+        #[arg(required = true)]
+        papers: Vec<String>,
+    },
+    /// Like the papers of your reference manager: a BibTeX file, a CSL JSON export or a
+    /// zotero.sqlite (read-only; Zotero may be running). Entries are matched to library papers
+    /// by arXiv id, DOI or title; unknown ones with an abstract are added (embedded); the rest
+    /// are warnings.
+    Import {
+        file: PathBuf,
+        /// Like them under this tag [default: each entry's Zotero collections, else default].
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Your stored profile: likes per tag and dislikes, with their dates.
+    Profile {
+        #[command(subcommand)]
+        action: Option<ProfileAction>,
+        /// Only this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: InfoFormat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ProfileAction {
+    /// How well the profile finds your own likes: each liked paper held out in turn, ranked
+    /// with the rest of its tag; recall@10, recall@50 and median rank per tag, beside a
+    /// lexical-only and a random ranking.
+    Eval {
+        /// Only this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        #[command(flatten)]
+        rank: RankArgs,
+    },
+    /// Your liked papers as BibTeX or CSL JSON (for Zotero, JabRef, or another library).
+    Export {
+        #[arg(long, value_enum)]
+        format: feedback::ExportFormat,
+        /// Only this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Write here (a new file, or over a regular file) instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -243,9 +322,52 @@ pub fn run(args: Args) -> Result<()> {
             digest,
             reader,
             ingest,
+            no_mark,
+            include_seen,
             input_format,
             rank,
-        } => triage::triage(g, digest, reader, *ingest, input_format, rank),
+        } => triage::triage(
+            g,
+            digest,
+            reader,
+            triage::Marking {
+                ingest: *ingest,
+                mark: !no_mark,
+                include_seen: *include_seen,
+            },
+            input_format,
+            rank,
+        ),
+        Command::Like { papers, tag } => feedback::mark(g, Op::Like, papers, tag.as_deref()),
+        Command::Dislike { papers } => feedback::mark(g, Op::Dislike, papers, None),
+        Command::Forget { papers, tag } => feedback::mark(g, Op::Forget, papers, tag.as_deref()),
+        Command::Seen { papers } => feedback::mark(g, Op::Seen, papers, None),
+        Command::Import { file, tag } => import::import(g, file, tag.as_deref()),
+        Command::Profile {
+            action:
+                Some(ProfileAction::Export {
+                    format,
+                    tag,
+                    output,
+                }),
+            tag: outer,
+            ..
+        } => feedback::export(
+            g,
+            tag.as_deref().or(outer.as_deref()),
+            *format,
+            output.as_deref(),
+        ),
+        Command::Profile {
+            action: None,
+            tag,
+            format,
+        } => feedback::show(g, tag.as_deref(), *format),
+        Command::Profile {
+            action: Some(ProfileAction::Eval { tag, rank }),
+            tag: outer,
+            ..
+        } => feedback::eval(g, tag.as_deref().or(outer.as_deref()), rank),
     }
 }
 

@@ -11,11 +11,12 @@ use crate::index::{dot, Hit};
 use crate::library::Library;
 use crate::{Error, Result};
 
-/// How many candidates each index gives: all when a date window or diversity needs room,
+/// How many candidates each index gives: all when a date window, a filter, recency or
+/// diversity needs room,
 /// else at least 4k and 50 (`extra` more for papers the caller will drop, such as the liked
 /// ones).
 pub fn count(lib: &Library, opts: &RankOptions, extra: usize) -> usize {
-    let want = if opts.since.is_some() || opts.until.is_some() || opts.diversity.is_some() {
+    let want = if opts.needs_every_paper() {
         lib.len()
     } else {
         (opts.k.saturating_add(extra))

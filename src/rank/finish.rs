@@ -1,5 +1,7 @@
-//! The end of every ranking: the date window, the minimum score, diversity and k.
+//! The end of every ranking: recency, the date window, the reader's filters, the minimum
+//! score, diversity and k.
 
+use super::filters::{decay, paper_day, Filters};
 use super::{argmax, RankOptions, Ranked};
 use crate::index::dot;
 use crate::library::Library;
@@ -23,15 +25,32 @@ fn in_window(lib: &Library, row: usize, opts: &RankOptions) -> Result<bool> {
     Ok(inside)
 }
 
-/// Applies the date window, the minimum score, diversity and k to a best-first list.
+/// Applies recency (`--half-life`, then sorted again), the date window, the filters, the
+/// minimum score (of the decayed score), diversity and k to a best-first list.
 pub(crate) fn finish(
     lib: &Library,
-    ranked: Vec<Ranked>,
+    mut ranked: Vec<Ranked>,
     opts: &RankOptions,
 ) -> Result<Vec<Ranked>> {
+    if let Some(half_life) = opts.half_life {
+        let days = ranked
+            .iter()
+            .map(|r| Ok(paper_day(&*lib.paper(r.row)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut scores: Vec<f32> = ranked.iter().map(|r| r.score).collect();
+        decay(&mut scores, &days, half_life);
+        for (r, s) in ranked.iter_mut().zip(scores) {
+            r.score = s;
+        }
+        sort_ranked(&mut ranked);
+    }
+    let filters = Filters::for_library(lib, opts)?;
     let mut kept: Vec<Ranked> = Vec::new();
     for r in ranked {
-        if opts.min_score.is_none_or(|m| r.score >= m) && in_window(lib, r.row, opts)? {
+        if opts.min_score.is_none_or(|m| r.score >= m)
+            && in_window(lib, r.row, opts)?
+            && (filters.is_empty() || filters.keeps_row(lib, r.row)?)
+        {
             kept.push(r);
         }
     }

@@ -11,14 +11,17 @@
 //! 4. **finish** ([`finish`]): date window, minimum score, diversity (MMR), k, and for
 //!    reader rankings the per-interest round-robin.
 //!
-//! `--explain` sentences are scored here too ([`explain`]).
+//! `--explain` sentences are scored here too ([`explain`]), the reader's filters and recency
+//! applied ([`filters`]), and a profile measured by leave-one-out ([`eval`]).
 //!
 //! May import: `crate::library`, `crate::index`, `crate::paper`, `crate::error`, and
 //! `crate::encode` for [`explain`] alone (it embeds an abstract's sentences). Never
 //! `crate::digest`: what it ranks arrives as library rows or as texts and vectors.
 
 pub mod candidates;
+pub mod eval;
 pub mod explain;
+pub mod filters;
 pub mod finish;
 pub mod fusion;
 pub mod profile;
@@ -31,13 +34,14 @@ use crate::library::SearchMode;
 use crate::{Error, Result};
 
 pub use explain::{best_sentence, sentences};
+pub use filters::HALF_LIFE_DAYS;
 pub use finish::mmr;
 pub use fusion::{Fusion, Retrieval, PAPER_FUSION, TEXT_FUSION};
 pub use profile::{profile_score, Profile, DISLIKE_FLOOR, DISLIKE_WEIGHT, LEXICAL_DISLIKE_FLOOR};
 pub use query::query;
 pub use recommend::recommend;
 pub use similar::similar;
-pub use triage::{triage, Triaged};
+pub use triage::{triage, TriagePaper, Triaged};
 
 /// Cosine above which two papers count as duplicates of each other.
 pub const DUPLICATE_COSINE: f32 = 0.995;
@@ -61,9 +65,33 @@ pub struct RankOptions {
     pub diversity: Option<f32>,
     /// How the dense index is searched.
     pub mode: SearchMode,
+    /// Recency: a score halves for every this many days a paper is older than the newest
+    /// ranked (within [`HALF_LIFE_DAYS`]; see [`filters::decay`]).
+    pub half_life: Option<f32>,
+    /// Terms every result must hold, tokenised and stemmed as the lexical index reads text.
+    pub must: Vec<String>,
+    /// Terms no result may hold (a term of several words: all of them).
+    pub exclude: Vec<String>,
+    /// Categories a result must list one of (`cs` for every `cs.*`), compared case-blind.
+    pub categories: Vec<String>,
+    /// Reader rankings: per liked paper, in the order given, the interest (a tag) it belongs
+    /// to; the round-robin interleaves interests. Empty: each liked paper is an interest.
+    pub interests: Vec<usize>,
 }
 
 impl RankOptions {
+    /// Whether a filter or re-weighting looks at every paper, so that candidates must be all
+    /// papers rather than the nearest few.
+    pub fn needs_every_paper(&self) -> bool {
+        self.since.is_some()
+            || self.until.is_some()
+            || self.diversity.is_some()
+            || self.half_life.is_some()
+            || !self.must.is_empty()
+            || !self.exclude.is_empty()
+            || !self.categories.is_empty()
+    }
+
     /// Refuses options outside their bounds, saying why ([`MAX_K`], [`MIN_SCORE_RANGE`],
     /// diversity in [0, 1]); not a number (NaN) is outside every bound.
     pub fn validate(&self) -> Result<()> {
@@ -85,6 +113,18 @@ impl RankOptions {
                 ));
             }
         }
+        if let Some(h) = self.half_life {
+            if !HALF_LIFE_DAYS.contains(&h) {
+                return bad(format!(
+                    "--half-life must be between {} and {} days, got {h}: dates are days, so \
+                     under one day cannot tell one day from the next, and past ten years every \
+                     paper counts as recent",
+                    HALF_LIFE_DAYS.start(),
+                    HALF_LIFE_DAYS.end()
+                ));
+            }
+        }
+        filters::Filters::parse(self)?;
         if let Some(l) = self.diversity {
             if !(0.0..=1.0).contains(&l) {
                 return bad(format!(
@@ -106,6 +146,11 @@ impl Default for RankOptions {
             until: None,
             diversity: None,
             mode: SearchMode::Auto,
+            half_life: None,
+            must: Vec::new(),
+            exclude: Vec::new(),
+            categories: Vec::new(),
+            interests: Vec::new(),
         }
     }
 }

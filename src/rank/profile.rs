@@ -150,13 +150,19 @@ pub(crate) fn exclusions(
 }
 
 /// The end of every profile ranking of library papers: best first, the filters of `opts`
-/// over the whole list, then interleaved across the liked papers so that each interest keeps
-/// a place in the top k.
+/// over the whole list, then interleaved across the interests (`opts.interests`, else one per
+/// liked paper) so that each keeps a place in the top k.
 pub(crate) fn finish_profile(
     lib: &Library,
+    likes: &[usize],
     mut scored: Vec<Ranked>,
     opts: &RankOptions,
 ) -> Result<Vec<Ranked>> {
+    let interest: HashMap<usize, usize> = likes
+        .iter()
+        .zip(&opts.interests)
+        .map(|(&row, &i)| (row, i))
+        .collect();
     sort_ranked(&mut scored);
     let scored = finish(
         lib,
@@ -166,15 +172,25 @@ pub(crate) fn finish_profile(
             ..opts.clone()
         },
     )?;
-    Ok(round_robin(scored, opts.k))
+    // Either every liked paper has an interest or none has (`recommend` checks), so the keys
+    // are all interests or all rows.
+    Ok(round_robin(scored, opts.k, |r| {
+        r.closest_like
+            .map(|like| interest.get(&like).copied().unwrap_or(like))
+    }))
 }
 
-/// Interleaves a score-sorted list across the liked papers the items are closest to.
-pub(crate) fn round_robin(sorted: Vec<Ranked>, k: usize) -> Vec<Ranked> {
+/// Interleaves a score-sorted list across interests: `interest` names each item's (by
+/// default, the liked paper it is closest to).
+pub(crate) fn round_robin(
+    sorted: Vec<Ranked>,
+    k: usize,
+    interest: impl Fn(&Ranked) -> Option<usize>,
+) -> Vec<Ranked> {
     let mut queues: Vec<VecDeque<Ranked>> = Vec::new();
     let mut slot: HashMap<Option<usize>, usize> = HashMap::new();
     for r in sorted {
-        let i = *slot.entry(r.closest_like).or_insert_with(|| {
+        let i = *slot.entry(interest(&r)).or_insert_with(|| {
             queues.push(VecDeque::new());
             queues.len() - 1
         });
@@ -208,7 +224,10 @@ mod tests {
             mk(3, 0.87, 100),
             mk(4, 0.5, 200),
         ];
-        let rows: Vec<usize> = round_robin(sorted, 2).iter().map(|r| r.row).collect();
+        let rows: Vec<usize> = round_robin(sorted, 2, |r| r.closest_like)
+            .iter()
+            .map(|r| r.row)
+            .collect();
         assert_eq!(rows, vec![1, 4]);
     }
 

@@ -20,6 +20,13 @@ pub fn recommend(
 ) -> Result<Vec<Ranked>> {
     opts.validate()?;
     require_likes(likes)?;
+    if !opts.interests.is_empty() && opts.interests.len() != likes.len() {
+        return Err(crate::Error::InvalidInput(format!(
+            "{} liked papers but {} interests: give one interest per liked paper",
+            likes.len(),
+            opts.interests.len()
+        )));
+    }
     // Lexical similarity of every library paper to each liked and disliked paper.
     let lexical = |rows: &[usize]| -> Result<Vec<Vec<f32>>> {
         if !retrieval.uses_lexical() {
@@ -74,5 +81,5 @@ pub fn recommend(
             closest_like: Some(likes[best]),
         })
         .collect();
-    finish_profile(lib, scored, opts)
+    finish_profile(lib, likes, scored, opts)
 }

@@ -1,5 +1,6 @@
 //! `triage`: a new digest's papers, not in the library, ranked for a reader.
 
+use super::filters::{decay, text_day, Filters};
 use super::profile::{require_likes, ProfileEvidence};
 use super::{RankOptions, Retrieval};
 use crate::index::dot;
@@ -17,13 +18,25 @@ pub struct Triaged {
     pub closest_like: usize,
 }
 
-/// Scores papers that are not in the library (a new digest's) for a reader: `texts` are their
-/// titles and abstracts (see `index::lexical::paper_text`), `vectors` their unit vectors,
-/// row-major (needed unless `retrieval` is lexical). Returns them best first, without those
-/// below `opts.min_score`; every paper is scored, `opts.k` is the caller's to apply.
+/// A paper outside the library, as [`triage`] reads it.
+#[derive(Debug, Clone, Default)]
+pub struct TriagePaper {
+    /// Its title and abstract (see `index::lexical::paper_text`).
+    pub text: String,
+    /// Its date (YYYY-MM-DD), for `--half-life`.
+    pub date: Option<String>,
+    /// Its categories, for `--category`.
+    pub categories: Vec<String>,
+}
+
+/// Scores papers that are not in the library (a new digest's) for a reader: `papers` their
+/// texts, dates and categories, `vectors` their unit vectors, row-major (needed unless
+/// `retrieval` is lexical). Returns them best first, decayed by `opts.half_life`, without
+/// those the filters of `opts` drop or below `opts.min_score`; every paper is scored, `opts.k`
+/// is the caller's to apply.
 pub fn triage(
     lib: &Library,
-    texts: &[String],
+    papers: &[TriagePaper],
     vectors: Option<&[f32]>,
     likes: &[usize],
     unlikes: &[usize],
@@ -32,7 +45,8 @@ pub fn triage(
 ) -> Result<Vec<Triaged>> {
     opts.validate()?;
     require_likes(likes)?;
-    let n = texts.len();
+    let filters = Filters::parse(opts)?;
+    let n = papers.len();
     let dim = lib.dim();
     let vectors = match vectors {
         Some(v) if v.len() == n * dim => Some(v),
@@ -62,7 +76,8 @@ pub fn triage(
     };
 
     let mut evidence = ProfileEvidence::default();
-    for (i, text) in texts.iter().enumerate() {
+    for (i, paper) in papers.iter().enumerate() {
+        let text = &paper.text;
         let cosines = vectors.map(|v| {
             let v = &v[i * dim..(i + 1) * dim];
             let to = |rows: &[usize]| -> Vec<f32> {
@@ -86,10 +101,17 @@ pub fn triage(
                 .map(|(l, u)| (l.as_slice(), u.as_slice())),
         );
     }
-    let mut scored: Vec<Triaged> = evidence
-        .scores(retrieval)
+    let (mut scores, closest): (Vec<f32>, Vec<usize>) =
+        evidence.scores(retrieval).into_iter().unzip();
+    if let Some(half_life) = opts.half_life {
+        let days: Vec<Option<i64>> = papers.iter().map(|p| text_day(p.date.as_deref())).collect();
+        decay(&mut scores, &days, half_life);
+    }
+    let mut scored: Vec<Triaged> = scores
         .into_iter()
+        .zip(closest)
         .enumerate()
+        .filter(|&(i, _)| filters.keeps_text(&papers[i].text, &papers[i].categories))
         .map(|(index, (score, best))| Triaged {
             index,
             score,
