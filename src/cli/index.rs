@@ -5,20 +5,8 @@ use anyhow::Result;
 use super::{library_dir, load_embedder, progress, Global};
 use papersim::pipeline::{self, IndexChange};
 
-pub fn rebuild(
-    g: &Global,
-    m: Option<usize>,
-    ef_construction: Option<usize>,
-    ef_search: Option<usize>,
-    reembed: bool,
-    wait: bool,
-) -> Result<()> {
+pub fn rebuild(g: &Global, change: IndexChange, reembed: bool, wait: bool) -> Result<()> {
     let bar = progress::Bar::new(g.quiet);
-    let change = IndexChange {
-        m,
-        ef_construction,
-        ef_search,
-    };
     // Re-embedding uses --model (or the default model), not the library's: it switches models.
     let load = reembed.then_some(|| load_embedder(g, None, &bar));
     let (papers, params) = pipeline::rebuild_index(&library_dir(g), wait, change, load, &bar)?;
@@ -26,5 +14,8 @@ pub fn rebuild(
         "rebuilt the index of {papers} papers (m={}, ef_construction={}, ef_search={})",
         params.m, params.ef_construction, params.ef_search
     );
+    if let Some(dtype) = change.vector_dtype {
+        println!("vectors stored as {dtype}");
+    }
     Ok(())
 }

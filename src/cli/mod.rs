@@ -30,6 +30,7 @@ use papersim::encode::device::{DeviceRequest, Precision};
 use papersim::encode::model::{self, DEFAULT_MODEL};
 use papersim::encode::tokenize::BatchLimits;
 use papersim::library::{self, Library};
+use papersim::pipeline::IndexChange;
 use papersim::{Embedder, EmbedderConfig};
 
 /// Find related research papers from your paper digests, locally.
@@ -75,6 +76,11 @@ enum Command {
         /// paper added must have its row, embedded from the same text, or nothing is imported.
         #[arg(long, value_name = "FILE.npy")]
         embeddings: Option<PathBuf>,
+        /// How a new library stores its vectors: f32, or f16 (half the bytes on disk and per
+        /// scan; scores move by about 1e-4). An existing library keeps its own: another value
+        /// is refused (convert with `index rebuild --vector-dtype`).
+        #[arg(long, value_name = "f32|f16")]
+        vector_dtype: Option<papersim::library::VectorDtype>,
         /// Digest format: auto, text, json or jsonl.
         #[arg(long, default_value = "auto")]
         input_format: String,
@@ -148,6 +154,10 @@ enum IndexAction {
         /// Re-embed every paper with --model first (to switch models).
         #[arg(long)]
         reembed: bool,
+        /// Store the vectors as f32 or f16 from now on, converting them (f32 to f16 rounds
+        /// each value; f16 to f32 gives back the f16 values, not the original ones).
+        #[arg(long, value_name = "f32|f16")]
+        vector_dtype: Option<papersim::library::VectorDtype>,
         #[arg(long)]
         wait: bool,
     },
@@ -187,6 +197,7 @@ pub fn run(args: Args) -> Result<()> {
         Command::Ingest {
             paths,
             embeddings,
+            vector_dtype,
             input_format,
             date,
             wait,
@@ -195,6 +206,7 @@ pub fn run(args: Args) -> Result<()> {
             g,
             paths,
             embeddings.as_deref(),
+            *vector_dtype,
             input_format,
             date.as_deref(),
             *wait,
@@ -209,9 +221,20 @@ pub fn run(args: Args) -> Result<()> {
                     ef_construction,
                     ef_search,
                     reembed,
+                    vector_dtype,
                     wait,
                 },
-        } => index::rebuild(g, *m, *ef_construction, *ef_search, *reembed, *wait),
+        } => index::rebuild(
+            g,
+            IndexChange {
+                m: *m,
+                ef_construction: *ef_construction,
+                ef_search: *ef_search,
+                vector_dtype: *vector_dtype,
+            },
+            *reembed,
+            *wait,
+        ),
         Command::Similar { paper, rank } => similar::similar(g, paper, rank),
         Command::Query { text, rank } => query::query(g, &text.join(" "), rank),
         Command::Recommend { reader, rank } => recommend::recommend(g, reader, rank),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::index::HnswParams;
+use crate::index::{HnswParams, VectorDtype};
 use crate::{Error, Result};
 
 /// The manifest's file name in the library directory.
@@ -82,6 +82,11 @@ pub struct Manifest {
     pub generation: u64,
     pub model: ModelInfo,
     pub index: HnswParams,
+    /// How the vectors files store each value: f32, or f16 for a library created with
+    /// `--vector-dtype f16` (or converted by `index rebuild --vector-dtype`). Absent for f32,
+    /// so that f32 libraries are written exactly as before it existed.
+    #[serde(default, skip_serializing_if = "VectorDtype::is_f32")]
+    pub vector_dtype: VectorDtype,
     /// All papers: the base generation's and the segments'.
     pub papers: usize,
     /// The base generation: the last full write.
