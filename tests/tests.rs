@@ -20,3 +20,4 @@ mod model;
 mod reliability;
 mod safety;
 mod scale;
+mod vector_dtype;
