@@ -147,6 +147,8 @@ fn an_f16_library_answers_as_the_f32_library_with_half_the_vector_bytes() {
     ingest(&f16_lib, &[path(&seed_digest()), "--vector-dtype", "f16"]);
     stored_as(&f16_lib, VectorDtype::F16);
     stored_as(&f32_lib, VectorDtype::F32);
+    assert_eq!(json(&f16_lib, &["info"])["vector_dtype"], "f16");
+    assert_eq!(json(&f32_lib, &["info"])["vector_dtype"], "f32");
 
     // A later ingest without --vector-dtype keeps the library's: its segment (three new
     // papers, under a tenth of the library) is f16 too.

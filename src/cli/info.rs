@@ -25,6 +25,7 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
                 "papers": m.papers,
                 "model": m.model,
                 "index": m.index,
+                "vector_dtype": m.vector_dtype,
                 "digests": m.digests,
                 "size_bytes": lib.size_on_disk,
                 "updated": m.updated,
@@ -49,6 +50,7 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
                 m.model.max_seq_length
             )?;
             writeln!(out, "fingerprint {}", printable(&m.model.fingerprint))?;
+            writeln!(out, "vectors     {}", m.vector_dtype)?;
             writeln!(
                 out,
                 "index       HNSW m={} ef_construction={} ef_search={} (for processes that hold the graph; commands scan exactly)",

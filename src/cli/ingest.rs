@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use super::output::printable_lines;
 use super::{library_dir, load_embedder, parse_opts, progress, read_digests, Global, InfoFormat};
 
+#[allow(clippy::too_many_arguments)]
 pub fn ingest(
     g: &Global,
     paths: &[PathBuf],

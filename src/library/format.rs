@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use super::manifest::FileSum;
@@ -183,9 +184,9 @@ impl MappedFile {
     fn f32s(&self) -> std::borrow::Cow<'_, [f32]> {
         match self {
             MappedFile::F32(m) => std::borrow::Cow::Borrowed((**m).as_ref()),
-            MappedFile::F16(m) => {
-                std::borrow::Cow::Owned((**m).as_ref().iter().map(|h| h.to_f32()).collect())
-            }
+            // The slice conversion (F16C where the CPU has it): element by element is several
+            // times slower, and a small library converts every value when it is opened.
+            MappedFile::F16(m) => std::borrow::Cow::Owned((**m).as_ref().to_f32_vec()),
         }
     }
 

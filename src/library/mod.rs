@@ -1,5 +1,5 @@
 //! The library directory: a versioned manifest, the papers, their embeddings (float32 `.npy`,
-//! row-aligned with the papers), the HNSW graph and the lexical index, written atomically with
+//! or float16 in a library created with `--vector-dtype f16`, row-aligned with the papers), the HNSW graph and the lexical index, written atomically with
 //! the manifest renamed into place last.
 //!
 //! Layout of `<library>/`:
