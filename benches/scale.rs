@@ -23,7 +23,12 @@
 //!    of the default search against the exact f32 scan (both in the default hybrid ranking);
 //! 5. measures bytes on disk per paper (the library directory's files / N), and per file;
 //! 6. times `embed --lines` of one line without a library (loading the model and embedding one
-//!    text): the part of `query` that `similar` does not pay.
+//!    text): the part of `query` that `similar` does not pay;
+//! 7. builds the same papers again as an f16 library (`ingest --embeddings ... --vector-dtype
+//!    f16`, cached as `scale-<N>-...-f16/`) and measures it the same way, its recall@10 taken
+//!    against the exact f32 scan of the f32 library (the same papers and queries).
+//!    `PAPERSIM_SCALE_DTYPES` picks the variants (default `f32,f16`; f16 is measured only
+//!    beside f32).
 //!
 //! It prints a markdown table, the CPU and its SIMD flags and the date, marks each figure
 //! against the issue's goals (met / missed), and writes the same as JSON to
@@ -50,7 +55,7 @@ use anyhow::{bail, ensure, Context, Result};
 use papersim::digest::{self, ParseOptions};
 use papersim::library::export::{self, RowSource, SidecarHeader, SidecarRow, SIDECAR_FORMAT};
 use papersim::library::manifest::ModelInfo;
-use papersim::library::npy;
+use papersim::library::{npy, VectorDtype};
 use papersim::paper::text_sha256;
 use serde::Serialize;
 use serde_json::Value;
@@ -119,6 +124,21 @@ fn sizes_from_env() -> Result<Vec<usize>> {
         "{var}: no sizes given (e.g. 10000,100000)"
     );
     Ok(sizes)
+}
+
+/// Whether to measure f16 libraries beside the f32 ones (`PAPERSIM_SCALE_DTYPES`).
+fn f16_from_env() -> Result<bool> {
+    let var = "PAPERSIM_SCALE_DTYPES";
+    let raw = std::env::var(var).unwrap_or_else(|_| "f32,f16".into());
+    let mut f16 = false;
+    for d in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match d.parse::<VectorDtype>() {
+            Ok(VectorDtype::F16) => f16 = true,
+            Ok(VectorDtype::F32) => {}
+            Err(e) => bail!("{var}: {e}"),
+        }
+    }
+    Ok(f16)
 }
 
 fn runs_from_env() -> Result<usize> {
@@ -386,9 +406,15 @@ struct IngestStats {
     cached: bool,
 }
 
-/// Ingests `inputs` into a new library at `lib` through the binary; checks every paper was
-/// added.
-fn ingest(bin: &Path, lib: &Path, inputs: &Inputs, n: usize) -> Result<IngestStats> {
+/// Ingests `inputs` into a new library at `lib` through the binary, its vectors stored as
+/// `dtype`; checks every paper was added.
+fn ingest(
+    bin: &Path,
+    lib: &Path,
+    inputs: &Inputs,
+    n: usize,
+    dtype: VectorDtype,
+) -> Result<IngestStats> {
     let mut args = vec!["-q", "--library", path_str(lib)?, "ingest"];
     for d in &inputs.digests {
         args.push(path_str(d)?);
@@ -399,6 +425,9 @@ fn ingest(bin: &Path, lib: &Path, inputs: &Inputs, n: usize) -> Result<IngestSta
         "--format",
         "json",
     ]);
+    if dtype == VectorDtype::F16 {
+        args.extend(["--vector-dtype", "f16"]);
+    }
     let ran = run(bin, &args)?;
     let report: Value = serde_json::from_str(&ran.stdout)
         .context("`papersim ingest --format json` printed no JSON")?;
@@ -422,24 +451,31 @@ fn probe_format_version(bin: &Path, real: &RealSet, model: &ModelInfo) -> Result
         .tempdir_in(common::cache_dir())?;
     let inputs = write_inputs(real, model, 10, &scratch.path().join("input"))?;
     let lib = scratch.path().join("library");
-    ingest(bin, &lib, &inputs, 10)?;
+    ingest(bin, &lib, &inputs, 10, VectorDtype::F32)?;
     info_json(bin, &lib)?["format_version"]
         .as_u64()
         .context("`papersim info --format json` gives no format_version")
 }
 
-/// The library of `n` generated papers: the cached one when it was built by this generator in
-/// this format, else built now. Returns its directory and how its ingest went.
+/// The library of `n` generated papers, its vectors stored as `dtype`: the cached one when it
+/// was built by this generator in this format, else built now. Returns its directory and how
+/// its ingest went.
 fn library(
     bin: &Path,
     real: &RealSet,
     model: &ModelInfo,
     n: usize,
     format_version: u64,
+    dtype: VectorDtype,
 ) -> Result<(PathBuf, IngestStats)> {
     let name = format!(
-        "scale-{n}-v{GENERATOR_VERSION}-f{format_version}-{}",
-        &real.key[..8]
+        "scale-{n}-v{GENERATOR_VERSION}-f{format_version}-{}{}",
+        &real.key[..8],
+        if dtype == VectorDtype::F16 {
+            "-f16"
+        } else {
+            ""
+        }
     );
     let cache = common::cache_dir();
     let lib = cache.join(&name);
@@ -479,7 +515,7 @@ fn library(
         start.elapsed(),
         lib.display()
     );
-    let stats = ingest(bin, &lib, &inputs, n)?;
+    let stats = ingest(bin, &lib, &inputs, n, dtype)?;
     eprintln!(
         "{n} papers: ingested in {:.1} s (peak RSS {:.0} MiB)",
         stats.seconds, stats.peak_rss_mib
@@ -575,6 +611,8 @@ struct Goal {
 #[derive(Debug, Clone, Serialize)]
 struct SizeResult {
     papers: usize,
+    /// How the library stores its vectors (`f32` or `f16`).
+    vector_dtype: String,
     library: PathBuf,
     bytes_on_disk: u64,
     bytes_per_paper: f64,
@@ -590,10 +628,22 @@ struct SizeResult {
     /// `embed --lines` of one line, without a library: what loading the model and embedding a
     /// query costs a fresh process (the part of `query` that `similar` does not pay).
     embed_one_line: Timing,
-    /// Of the default search against `--exact`, averaged over the runs.
+    /// Of the default search against `--exact` (of the f32 library, for an f16 one), averaged
+    /// over the runs.
     similar_recall_at_10: f64,
     query_recall_at_10: f64,
     goals: Goals,
+    /// The `--exact` top 10 of each run: the reference an f16 library's recall is taken
+    /// against.
+    #[serde(skip)]
+    exact_ids: ExactIds,
+}
+
+/// The `--exact` top-10 ids of each timed run of `similar` and `query`.
+#[derive(Debug, Clone, Default)]
+struct ExactIds {
+    similar: Vec<Vec<String>>,
+    query: Vec<Vec<String>>,
 }
 
 /// What the goals are checked on.
@@ -676,14 +726,19 @@ fn embed_one_line(bin: &Path, real: &RealSet, runs: usize) -> Result<Vec<Ran>> {
     (0..runs).map(|_| run(bin, &args)).collect()
 }
 
-/// Runs every command `runs` times against the library of `n` papers at `lib`.
+/// Runs every command `runs` times against the library of `n` papers at `lib`, whose vectors
+/// are stored as `dtype`. Recall is taken against `reference` (the f32 library's exact top
+/// 10s, the same papers and queries) when given, else against this library's `--exact`.
+#[allow(clippy::too_many_arguments)]
 fn measure(
     bin: &Path,
     real: &RealSet,
     n: usize,
     lib: &Path,
+    dtype: VectorDtype,
     ingest: IngestStats,
     runs: usize,
+    reference: Option<&ExactIds>,
 ) -> Result<SizeResult> {
     let library = path_str(lib)?;
     let base = ["-q", "--library", library];
@@ -706,7 +761,7 @@ fn measure(
         })
         .collect();
 
-    eprintln!("{n} papers: {runs} runs of each command (after a warm-up run)");
+    eprintln!("{n} papers, {dtype}: {runs} runs of each command (after a warm-up run)");
     let timed = |make: &dyn Fn(usize) -> Vec<String>| -> Result<Vec<Ran>> {
         go(&make(0))?;
         (1..=runs).map(|r| go(&make(r))).collect()
@@ -726,34 +781,52 @@ fn measure(
             "json",
         ])
     })?;
-    // Each search, default then exact, on the same paper or text.
-    let paired = |make: &dyn Fn(usize, bool) -> Vec<String>| -> Result<(Vec<Ran>, Vec<Ran>, f64)> {
+    // Each search, default then exact, on the same paper or text; recall against `against`'s
+    // exact top 10 of the same run when given.
+    type Paired = (Vec<Ran>, Vec<Ran>, f64, Vec<Vec<String>>);
+    let paired = |make: &dyn Fn(usize, bool) -> Vec<String>,
+                  against: Option<&Vec<Vec<String>>>|
+     -> Result<Paired> {
         go(&make(0, false))?;
         go(&make(0, true))?;
-        let (mut fast, mut exact, mut found) = (Vec::new(), Vec::new(), 0.0);
+        let (mut fast, mut exact, mut found, mut ids) = (Vec::new(), Vec::new(), 0.0, Vec::new());
         for r in 1..=runs {
             let f = go(&make(r, false))?;
             let e = go(&make(r, true))?;
-            found += recall(&result_ids(&f)?, &result_ids(&e)?);
+            let e_ids = result_ids(&e)?;
+            let want = match against {
+                Some(reference) => reference
+                    .get(r - 1)
+                    .context("the f32 reference has fewer runs")?,
+                None => &e_ids,
+            };
+            found += recall(&result_ids(&f)?, want);
+            ids.push(e_ids);
             fast.push(f);
             exact.push(e);
         }
-        Ok((fast, exact, found / runs as f64))
+        Ok((fast, exact, found / runs as f64, ids))
     };
-    let (similar, similar_exact, similar_recall) = paired(&|r, exact| {
-        let mut args = with(&["similar", &similar_ids[r], "-k", K_ARG, "--format", "json"]);
-        if exact {
-            args.push("--exact".into());
-        }
-        args
-    })?;
-    let (query, query_exact, query_recall) = paired(&|r, exact| {
-        let mut args = with(&["query", queries[r], "-k", K_ARG, "--format", "json"]);
-        if exact {
-            args.push("--exact".into());
-        }
-        args
-    })?;
+    let (similar, similar_exact, similar_recall, similar_ids_exact) = paired(
+        &|r, exact| {
+            let mut args = with(&["similar", &similar_ids[r], "-k", K_ARG, "--format", "json"]);
+            if exact {
+                args.push("--exact".into());
+            }
+            args
+        },
+        reference.map(|x| &x.similar),
+    )?;
+    let (query, query_exact, query_recall, query_ids_exact) = paired(
+        &|r, exact| {
+            let mut args = with(&["query", queries[r], "-k", K_ARG, "--format", "json"]);
+            if exact {
+                args.push("--exact".into());
+            }
+            args
+        },
+        reference.map(|x| &x.query),
+    )?;
     let embed = embed_one_line(bin, real, runs)?;
     let bytes_on_disk = size_on_disk(lib)?;
     let bytes_per_paper = bytes_on_disk as f64 / n as f64;
@@ -768,6 +841,7 @@ fn measure(
     });
     Ok(SizeResult {
         papers: n,
+        vector_dtype: dtype.to_string(),
         library: lib.to_path_buf(),
         bytes_on_disk,
         bytes_per_paper,
@@ -783,6 +857,10 @@ fn measure(
         similar_recall_at_10: similar_recall,
         query_recall_at_10: query_recall,
         goals,
+        exact_ids: ExactIds {
+            similar: similar_ids_exact,
+            query: query_ids_exact,
+        },
     })
 }
 
@@ -866,10 +944,10 @@ fn mark(goal: &Goal) -> &'static str {
 fn table(report: &Report) -> String {
     let mut out = String::new();
     out.push_str(
-        "| papers | info p50 / p95 | similar p50 / p95 | query p50 / p95 | recommend p50 / p95 \
+        "| papers | vectors | info p50 / p95 | similar p50 / p95 | query p50 / p95 | recommend p50 / p95 \
          | peak RSS | bytes/paper | recall@10 similar / query | ingest |\n",
     );
-    out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in &report.sizes {
         let t = |t: &Timing| format!("{} / {} ms", ms(t.p50_ms), ms(t.p95_ms));
         let (peak_cmd, peak) = [
@@ -882,8 +960,9 @@ fn table(report: &Report) -> String {
         .map(|(name, t)| (name, t.peak_rss_mib))
         .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
         out.push_str(&format!(
-            "| {} | {}{} | {}{} | {}{} | {} | {peak:.0} MiB ({peak_cmd}) | {:.0}{} | {:.3}{} / {:.3} | {:.1} s{} |\n",
+            "| {} | {} | {}{} | {}{} | {}{} | {} | {peak:.0} MiB ({peak_cmd}) | {:.0}{} | {:.3}{} / {:.3} | {:.1} s{} |\n",
             r.papers,
+            r.vector_dtype,
             t(&r.info),
             mark(&r.goals.info),
             t(&r.similar),
@@ -907,7 +986,8 @@ fn table(report: &Report) -> String {
          from spawn to exit; the page cache is warm (cold processes, not a cold disk). Peak \
          RSS: the largest `ru_maxrss` of any run, and the command it came from (`true` \
          started the same way shows {:.1} MiB). Recall@{}: \
-         the default search's top {} against `--exact` (the f32 scan), same papers and \
+         the default search's top {} against `--exact` (the f32 scan; for an f16 library, \
+         the f32 library's), same papers and \
          queries, default (hybrid) ranking. Ingest: `papersim ingest --embeddings` of the \
          whole library, one process.\n",
         report.runs_per_command, report.rss_floor_mib, report.k, report.k
@@ -925,10 +1005,11 @@ fn table(report: &Report) -> String {
             .map(|(name, b)| format!("{name} {b:.0}"))
             .collect();
         out.push_str(&format!(
-            "{} papers: `--exact` p50 similar {} ms, query {} ms; `embed` of one line (model \
+            "{} papers, {}: `--exact` p50 similar {} ms, query {} ms; `embed` of one line (model \
              load and one text, no library) p50 {} ms; {:.1} MiB on disk, bytes per paper by \
              file: {}; ingest peak RSS {:.0} MiB.\n",
             r.papers,
+            r.vector_dtype,
             ms(r.similar_exact.p50_ms),
             ms(r.query_exact.p50_ms),
             ms(r.embed_one_line.p50_ms),
@@ -956,6 +1037,7 @@ fn main() -> Result<()> {
     }
     let sizes = sizes_from_env()?;
     let runs = runs_from_env()?;
+    let f16 = f16_from_env()?;
     let bin = binary()?;
     let real = RealSet::load()?;
     let model = papersim::pipeline::model_info(real.embedder.files())?;
@@ -963,8 +1045,19 @@ fn main() -> Result<()> {
     let format_version = probe_format_version(&bin, &real, &model)?;
     let mut results = Vec::new();
     for &n in &sizes {
-        let (lib, ingest) = library(&bin, &real, &model, n, format_version)?;
-        results.push(measure(&bin, &real, n, &lib, ingest, runs)?);
+        let f32 = VectorDtype::F32;
+        let (lib, ingest) = library(&bin, &real, &model, n, format_version, f32)?;
+        let measured = measure(&bin, &real, n, &lib, f32, ingest, runs, None)?;
+        if f16 {
+            let f16 = VectorDtype::F16;
+            let (lib, ingest) = library(&bin, &real, &model, n, format_version, f16)?;
+            let reference = Some(&measured.exact_ids);
+            let halves = measure(&bin, &real, n, &lib, f16, ingest, runs, reference)?;
+            results.push(measured);
+            results.push(halves);
+        } else {
+            results.push(measured);
+        }
     }
     let report = Report {
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),

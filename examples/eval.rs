@@ -609,7 +609,7 @@ fn main() {
     let emb_bytes = std::fs::metadata(lat_dir.join(&lib.manifest().files.embeddings))
         .unwrap()
         .len();
-    let _ = lib.search(lib.vector(0), 1, papersim::library::SearchMode::Auto); // loads the graph
+    let _ = lib.search(&lib.vector(0), 1, papersim::library::SearchMode::Auto); // loads the graph
     let mut rng = Rng(42);
     let rows: Vec<usize> = (0..200).map(|_| rng.below(lib.len())).collect();
     let texts: Vec<String> = rows

@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::digest::Digest;
 use crate::encode::model::ModelFiles;
 use crate::encode::Embedder;
-use crate::index::HnswParams;
+use crate::index::{HnswParams, VectorDtype};
 use crate::library::{export, IngestPlan, IngestReport, Library, ModelInfo};
 use crate::progress::Progress;
 use crate::{Error, Result};
@@ -62,22 +62,30 @@ fn fit_and_upgrade(lib: &mut Library, files: &ModelFiles, model: &ModelInfo) -> 
 /// Adds `digests` to the library in `dir` (creating it on first use), embedding only the
 /// papers it does not hold yet.
 ///
+/// `vector_dtype` is how a new library stores its vectors (f32 when `None`); an existing
+/// library that holds papers keeps its own, and one of another dtype than a `Some` given is
+/// refused before anything is written ([`Library::set_vector_dtype`]).
+///
 /// `load_embedder` is given the library's model id (`None` for a new library) and returns the
 /// encoder; everything that can fail without writing — the library, the model, whether they
 /// match — is checked before the write lock is taken, so such a failure leaves the directory
 /// as it was. With `wait`, a busy library is waited for instead of
 /// refused. `reuse`: vectors the caller already has for every paper of `digests`, row-major in
 /// digest order (as `triage --ingest` has after ranking them), taken instead of embedding.
+#[allow(clippy::too_many_arguments)]
 pub fn ingest(
     dir: &Path,
     digests: &[Digest],
     wait: bool,
+    vector_dtype: Option<VectorDtype>,
     reuse: Option<&[f32]>,
     load_embedder: impl FnOnce(Option<&str>) -> Result<Embedder>,
     progress: &dyn Progress,
 ) -> Result<IngestReport> {
     let opened = if Library::exists(dir) {
-        Some(Library::open(dir)?)
+        let mut lib = Library::open(dir)?;
+        take_dtype(&mut lib, vector_dtype)?;
+        Some(lib)
     } else {
         None
     };
@@ -95,6 +103,8 @@ pub fn ingest(
         }
         None => Library::create(dir, model, HnswParams::default())?,
     };
+    // Again under the lock: another writer may have created the library meanwhile.
+    take_dtype(&mut lib, vector_dtype)?;
     let plan = lib.plan_ingest(digests)?;
     let vectors = vectors_for(&plan, digests, lib.dim(), reuse, &embedder, progress)?;
     let report = lib.apply_ingest(plan, &vectors)?;
@@ -113,20 +123,24 @@ pub fn ingest(
 /// does not fall back to embedding). All of this, and the matrix itself, is checked before the
 /// write lock is taken, so a refused import leaves the directory as it was; under the lock it
 /// is checked again if another writer committed meanwhile.
+///
+/// `vector_dtype` is as for [`ingest`].
 pub fn ingest_embedded(
     dir: &Path,
     digests: &[Digest],
     wait: bool,
+    vector_dtype: Option<VectorDtype>,
     matrix: &Path,
 ) -> Result<IngestReport> {
     let exported = export::read(matrix)?;
-    let lib = if Library::exists(dir) {
+    let mut lib = if Library::exists(dir) {
         let lib = Library::open(dir)?;
         exported.check_model(&lib)?;
         lib
     } else {
         Library::create(dir, exported.model.clone(), HnswParams::default())?
     };
+    take_dtype(&mut lib, vector_dtype)?;
     let plan = lib.plan_ingest(digests)?;
     let vectors = exported.vectors_for(&plan, digests)?;
     let planned = lib.manifest().clone();
@@ -135,6 +149,7 @@ pub fn ingest_embedded(
         path: dir.to_path_buf(),
         reason: "disappeared while the import waited for the write lock".into(),
     })?;
+    take_dtype(&mut lib, vector_dtype)?;
     let (plan, vectors) = if *lib.manifest() == planned {
         (plan, vectors)
     } else {
@@ -147,6 +162,14 @@ pub fn ingest_embedded(
     let report = lib.apply_ingest(plan, &vectors)?;
     lib.commit(&lock)?;
     Ok(report)
+}
+
+/// Gives a new library the vector dtype asked for; refuses one that holds papers of another.
+fn take_dtype(lib: &mut Library, dtype: Option<VectorDtype>) -> Result<()> {
+    match dtype {
+        Some(dtype) => lib.set_vector_dtype(dtype),
+        None => Ok(()),
+    }
 }
 
 /// Adds `digests` to an open library, embedding its new papers with `embedder` (checked
@@ -215,6 +238,8 @@ pub struct IndexChange {
     pub ef_construction: Option<usize>,
     pub ef_search: Option<usize>,
     pub store_graph: Option<bool>,
+    /// Store the vectors as this dtype from now on (converting them).
+    pub vector_dtype: Option<VectorDtype>,
 }
 
 impl IndexChange {
@@ -256,8 +281,14 @@ pub fn rebuild_index(
             let (embedded, _) = embedder.embed_with(&refs, progress)?;
             let model = model_info(embedder.files())?;
             lib.replace_vectors(model, embedded.data, params, store_graph)?;
+            if let Some(dtype) = change.vector_dtype {
+                lib.convert_vectors(dtype, params, store_graph)?;
+            }
         }
-        None => lib.rebuild_index(params, store_graph)?,
+        None => match change.vector_dtype {
+            Some(dtype) => lib.convert_vectors(dtype, params, store_graph)?,
+            None => lib.rebuild_index(params, store_graph)?,
+        },
     }
     lib.commit(&lock)?;
     Ok((lib.len(), params, store_graph))

@@ -287,7 +287,7 @@ fn triage_ranks_a_new_digest_and_can_ingest_it() {
     for row in 79..library.len() {
         let text = library.papers().unwrap()[row].text();
         let fresh = common::embedder().embed(&[text.as_str()]).unwrap();
-        let cos = common::cosine(fresh.row(0), library.vector(row));
+        let cos = common::cosine(fresh.row(0), &library.vector(row));
         assert!(cos > 0.9999, "row {row}: {cos}");
     }
 }

@@ -87,7 +87,7 @@ fn assert_same_library(imported: &Path, embedded: &Path) -> Vec<String> {
     assert_eq!(ids(&a), ids(&b), "ids or their order differ");
     let mut lowest = 1.0f32;
     for row in 0..a.len() {
-        let c = cosine(a.vector(row), b.vector(row));
+        let c = cosine(&a.vector(row), &b.vector(row));
         assert!(
             c >= 0.9999,
             "row {row} ({}): cosine {c}",

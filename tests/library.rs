@@ -16,7 +16,7 @@ fn hf_digests() -> Vec<digest::Digest> {
 }
 
 fn exact_top10(lib: &Library, row: usize) -> Vec<String> {
-    lib.search(lib.vector(row), 11, SearchMode::Exact)
+    lib.search(&lib.vector(row), 11, SearchMode::Exact)
         .unwrap()
         .into_iter()
         .map(|h| lib.papers().unwrap()[h.row].id.clone())
@@ -96,13 +96,13 @@ fn incremental_equals_one_go_and_every_paper_is_stored_once() {
     let mut wanted = 0;
     for row in 0..inc.len() {
         let exact: HashSet<usize> = inc
-            .search(inc.vector(row), 10, SearchMode::Exact)
+            .search(&inc.vector(row), 10, SearchMode::Exact)
             .unwrap()
             .iter()
             .map(|h| h.row)
             .collect();
         let approx: HashSet<usize> = inc
-            .search(inc.vector(row), 10, SearchMode::Hnsw)
+            .search(&inc.vector(row), 10, SearchMode::Hnsw)
             .unwrap()
             .iter()
             .map(|h| h.row)
@@ -302,7 +302,7 @@ fn an_ingest_writes_a_segment_of_what_it_adds_not_the_library() {
     // The new papers are found by every index: the graph's search covers them exactly.
     for row in base_len..lib.len() {
         for mode in [SearchMode::Exact, SearchMode::Hnsw] {
-            let top = lib.search(lib.vector(row), 1, mode).unwrap();
+            let top = lib.search(&lib.vector(row), 1, mode).unwrap();
             assert_eq!(top[0].row, row, "{mode:?}");
         }
         assert_eq!(lexical_top10(&lib, row)[0].0, lib.papers().unwrap()[row].id);

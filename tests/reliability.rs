@@ -654,7 +654,7 @@ fn check_consistent(root: &Path, rng: &mut Rng) -> BTreeSet<String> {
     assert_eq!(lib.len(), n);
     // The graph agrees with the vectors, and a vector with its paper.
     for row in [0, n - 1, rng.below(n as u64) as usize] {
-        let hit = lib.search(lib.vector(row), 1, SearchMode::Hnsw).unwrap();
+        let hit = lib.search(&lib.vector(row), 1, SearchMode::Hnsw).unwrap();
         assert_eq!(hit[0].row, row, "graph and vectors disagree at row {row}");
     }
     // The lexical index agrees with the papers too: same count, and a paper's own text finds it.
@@ -669,7 +669,7 @@ fn check_consistent(root: &Path, rng: &mut Rng) -> BTreeSet<String> {
     let fresh = common::embedder()
         .embed(&[lib.papers().unwrap()[row].text().as_str()])
         .unwrap();
-    let cos = common::cosine(fresh.row(0), lib.vector(row));
+    let cos = common::cosine(fresh.row(0), &lib.vector(row));
     assert!(
         cos > 0.999,
         "row {row}: stored vector is not its paper's ({cos})"
@@ -1112,7 +1112,7 @@ fn readers_during_ingests_see_the_old_or_the_new_library() {
         assert_eq!(&titles, *state, "a mix of two libraries");
         let row = l.len() - 1;
         assert_eq!(
-            l.search(l.vector(row), 1, SearchMode::Hnsw).unwrap()[0].row,
+            l.search(&l.vector(row), 1, SearchMode::Hnsw).unwrap()[0].row,
             row
         );
         seen_sizes.insert(l.len());

@@ -188,7 +188,7 @@ fn a_library_opened_for_reading_answers_as_one_opened_whole() {
     assert_eq!(read.row_of_id("2401.99999").unwrap(), None);
     assert!(read.rows_of_title("no such title").unwrap().is_empty());
     for row in [0, whole.len() / 2, whole.len() - 1] {
-        let q = whole.vector(row);
+        let q = &whole.vector(row);
         assert_eq!(
             read.search(q, 10, SearchMode::Auto).unwrap(),
             whole.search(q, 10, SearchMode::Exact).unwrap()

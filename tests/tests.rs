@@ -21,3 +21,4 @@ mod profile;
 mod reliability;
 mod safety;
 mod scale;
+mod vector_dtype;

@@ -124,6 +124,7 @@ pub fn import(g: &Global, path: &Path, tag: Option<&str>) -> Result<()> {
             &[digest],
             false,
             None,
+            None,
             |model| load_embedder(g, model, &bar),
             &bar,
         )?;

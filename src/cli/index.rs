@@ -18,5 +18,8 @@ pub fn rebuild(g: &Global, change: IndexChange, reembed: bool, wait: bool) -> Re
         params.ef_search,
         if stored { "stored" } else { "built in memory when a process needs it" }
     );
+    if let Some(dtype) = change.vector_dtype {
+        println!("vectors stored as {dtype}");
+    }
     Ok(())
 }

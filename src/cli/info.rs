@@ -26,6 +26,7 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
                 "model": m.model,
                 "index": m.index,
                 "graph_stored": m.files.graph.is_some(),
+                "vector_dtype": m.vector_dtype,
                 "digests": m.digests,
                 "size_bytes": lib.size_on_disk,
                 "updated": m.updated,
@@ -50,6 +51,7 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
                 m.model.max_seq_length
             )?;
             writeln!(out, "fingerprint {}", printable(&m.model.fingerprint))?;
+            writeln!(out, "vectors     {}", m.vector_dtype)?;
             writeln!(
                 out,
                 "index       HNSW m={} ef_construction={} ef_search={}, graph {} (commands scan the vectors exactly)",

@@ -8,10 +8,12 @@ use anyhow::{bail, Result};
 use super::output::printable_lines;
 use super::{library_dir, load_embedder, parse_opts, progress, read_digests, Global, InfoFormat};
 
+#[allow(clippy::too_many_arguments)]
 pub fn ingest(
     g: &Global,
     paths: &[PathBuf],
     embeddings: Option<&Path>,
+    vector_dtype: Option<papersim::library::VectorDtype>,
     input_format: &str,
     date: Option<&str>,
     wait: bool,
@@ -26,13 +28,18 @@ pub fn ingest(
     }
     let digests = read_digests(paths, &parse_opts(input_format, date)?)?;
     let report = match embeddings {
-        Some(matrix) => {
-            papersim::pipeline::ingest_embedded(&library_dir(g), &digests, wait, matrix)?
-        }
+        Some(matrix) => papersim::pipeline::ingest_embedded(
+            &library_dir(g),
+            &digests,
+            wait,
+            vector_dtype,
+            matrix,
+        )?,
         None => papersim::pipeline::ingest(
             &library_dir(g),
             &digests,
             wait,
+            vector_dtype,
             None,
             |model| load_embedder(g, model, &bar),
             &bar,

@@ -79,6 +79,11 @@ enum Command {
         /// paper added must have its row, embedded from the same text, or nothing is imported.
         #[arg(long, value_name = "FILE.npy")]
         embeddings: Option<PathBuf>,
+        /// How a new library stores its vectors: f32, or f16 (half the bytes on disk and per
+        /// scan; scores move by about 1e-4). An existing library keeps its own: another value
+        /// is refused (convert with `index rebuild --vector-dtype`).
+        #[arg(long, value_name = "f32|f16")]
+        vector_dtype: Option<papersim::library::VectorDtype>,
         /// Digest format: auto, text, json or jsonl.
         #[arg(long, default_value = "auto")]
         input_format: String,
@@ -242,6 +247,10 @@ enum IndexAction {
         /// [default: as the library is; new libraries: memory].
         #[arg(long, value_enum)]
         graph: Option<GraphStorage>,
+        /// Store the vectors as f32 or f16 from now on, converting them (f32 to f16 rounds
+        /// each value; f16 to f32 gives back the f16 values, not the original ones).
+        #[arg(long, value_name = "f32|f16")]
+        vector_dtype: Option<papersim::library::VectorDtype>,
         #[arg(long)]
         wait: bool,
     },
@@ -281,6 +290,7 @@ pub fn run(args: Args) -> Result<()> {
         Command::Ingest {
             paths,
             embeddings,
+            vector_dtype,
             input_format,
             date,
             wait,
@@ -289,6 +299,7 @@ pub fn run(args: Args) -> Result<()> {
             g,
             paths,
             embeddings.as_deref(),
+            *vector_dtype,
             input_format,
             date.as_deref(),
             *wait,
@@ -304,6 +315,7 @@ pub fn run(args: Args) -> Result<()> {
                     ef_search,
                     reembed,
                     graph,
+                    vector_dtype,
                     wait,
                 },
         } => {
@@ -312,6 +324,7 @@ pub fn run(args: Args) -> Result<()> {
                 ef_construction: *ef_construction,
                 ef_search: *ef_search,
                 store_graph: graph.map(|g| g == GraphStorage::Stored),
+                vector_dtype: *vector_dtype,
             };
             index::rebuild(g, change, *reembed, *wait)
         }

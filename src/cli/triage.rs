@@ -149,7 +149,7 @@ pub fn triage(
                 Some(embedder) => Some(rank::best_sentence(
                     embedder,
                     &p.abstract_text,
-                    lib.vector(t.closest_like),
+                    &lib.vector(t.closest_like),
                 )?),
                 None => None,
             },
@@ -184,6 +184,7 @@ pub fn triage(
             &library_dir(g),
             &digests,
             false,
+            None,
             vectors.as_ref().map(|v| v.data.as_slice()),
             |model| load_embedder(g, model, &bar),
             &bar,

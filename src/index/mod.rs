@@ -26,7 +26,7 @@ pub mod exact;
 pub mod hnsw;
 pub mod lexical;
 
-pub use exact::{ExactIndex, SharedRows};
+pub use exact::{ExactIndex, SharedHalfRows, SharedRows, SharedVectors, VectorDtype};
 pub use hnsw::{HnswIndex, HnswParams};
 
 /// Row count below which callers should prefer [`ExactIndex`] over [`HnswIndex`] even when

@@ -1,5 +1,5 @@
-//! The formats of a generation's data files: papers as JSON lines, vectors as float32 `.npy`
-//! (see [`super::npy`]). Reading checks what the manifest promises; writing is done by
+//! The formats of a generation's data files: papers as JSON lines, vectors as float32 (or,
+//! in a library created with `--vector-dtype f16`, float16) `.npy` (see [`super::npy`]). Reading checks what the manifest promises; writing is done by
 //! [`super::writer`] through [`crate::directory`].
 
 use std::fs;
@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
 use super::manifest::FileSum;
 use super::npy;
 use super::record::Paper;
-use crate::index::{validate_vectors, SharedRows};
+use crate::index::{validate_vectors, SharedVectors, VectorDtype};
 use crate::{Error, Result};
 
 /// What to do about a damaged papers or embeddings file: they hold the library's data, which
@@ -93,21 +94,38 @@ pub(crate) fn read_papers(path: &Path, sum: Option<&FileSum>) -> Result<Vec<Pape
         .collect()
 }
 
-/// Reads an embeddings file that must hold `rows` vectors of dimension `dim`.
+/// Reads an embeddings file that must hold `rows` vectors of dimension `dim`, stored as
+/// `dtype` (the manifest's); f16 values are returned as the f32 values they are.
 pub(crate) fn read_vectors(
     path: &Path,
     sum: Option<&FileSum>,
     rows: usize,
     dim: usize,
+    dtype: VectorDtype,
     what: &str,
 ) -> Result<Vec<f32>> {
     let bytes = read_checked(path, sum, RESTORE)?;
-    let (data, got_rows, cols) = npy::decode_f32(&bytes).map_err(|reason| Error::Library {
-        path: path.to_path_buf(),
-        reason,
-    })?;
+    let (data, got_rows, cols, got) =
+        npy::decode_vectors(&bytes).map_err(|reason| Error::Library {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+    check_dtype(path, got, dtype)?;
     check_shape(path, (got_rows, cols), rows, dim, what)?;
     Ok(data)
+}
+
+/// Refuses a vectors file of another dtype than the manifest records.
+fn check_dtype(path: &Path, got: VectorDtype, want: VectorDtype) -> Result<()> {
+    if got != want {
+        return Err(Error::Library {
+            path: path.to_path_buf(),
+            reason: format!(
+                "holds {got} vectors, but manifest.json says the library stores {want}; {RESTORE}"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Library files up to this size are checked against their CRC-32 when a library is opened
@@ -124,9 +142,10 @@ fn checked_on_open(len: u64) -> bool {
     len <= VERIFY_ON_OPEN_BYTES
 }
 
-/// A vectors file opened in place ([`npy::MappedF32`]), or read when it cannot be mapped.
+/// A vectors file opened in place ([`npy::MappedF32`] or [`npy::MappedF16`]), or read when it
+/// cannot be mapped.
 pub(crate) struct MappedVectors {
-    pub rows: SharedRows,
+    pub rows: SharedVectors,
     /// The mapping, while its CRC-32 has not been checked.
     pub unverified: Option<Unverified>,
 }
@@ -136,7 +155,54 @@ pub(crate) struct MappedVectors {
 pub(crate) struct Unverified {
     path: PathBuf,
     sum: FileSum,
-    map: Arc<npy::MappedF32>,
+    map: MappedFile,
+}
+
+/// A mapped vectors file of either dtype.
+#[derive(Clone)]
+enum MappedFile {
+    F32(Arc<npy::MappedF32>),
+    F16(Arc<npy::MappedF16>),
+}
+
+impl MappedFile {
+    fn map(file: &fs::File, dtype: VectorDtype) -> std::result::Result<MappedFile, String> {
+        Ok(match dtype {
+            VectorDtype::F32 => MappedFile::F32(Arc::new(npy::MappedF32::map(file)?)),
+            VectorDtype::F16 => MappedFile::F16(Arc::new(npy::MappedF16::map(file)?)),
+        })
+    }
+
+    fn file_bytes(&self) -> &[u8] {
+        match self {
+            MappedFile::F32(m) => m.file_bytes(),
+            MappedFile::F16(m) => m.file_bytes(),
+        }
+    }
+
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            MappedFile::F32(m) => m.shape(),
+            MappedFile::F16(m) => m.shape(),
+        }
+    }
+
+    /// The values as f32: borrowed, or converted from f16 (for checking a small file).
+    fn f32s(&self) -> std::borrow::Cow<'_, [f32]> {
+        match self {
+            MappedFile::F32(m) => std::borrow::Cow::Borrowed((**m).as_ref()),
+            // The slice conversion (F16C where the CPU has it): element by element is several
+            // times slower, and a small library converts every value when it is opened.
+            MappedFile::F16(m) => std::borrow::Cow::Owned((**m).as_ref().to_f32_vec()),
+        }
+    }
+
+    fn rows(self) -> SharedVectors {
+        match self {
+            MappedFile::F32(m) => SharedVectors::F32(m),
+            MappedFile::F16(m) => SharedVectors::F16(m),
+        }
+    }
 }
 
 impl Unverified {
@@ -156,15 +222,16 @@ fn open_sized(path: &Path, sum: Option<&FileSum>, remedy: &str) -> Result<(fs::F
     Ok((file, len))
 }
 
-/// Opens an embeddings file that must hold `rows` vectors of dimension `dim` where it lies
-/// (see [`npy::MappedF32`]); its length is checked now, its CRC-32 now when it is small (see
-/// [`VERIFY_ON_OPEN_BYTES`]). Falls back to [`read_vectors`] when the file cannot be used in
-/// place.
+/// Opens an embeddings file that must hold `rows` vectors of dimension `dim`, stored as
+/// `dtype`, where it lies (see [`npy::Mapped`]); its length is checked now, its CRC-32 now
+/// when it is small (see [`VERIFY_ON_OPEN_BYTES`]). Falls back to [`read_vectors`] when the
+/// file cannot be used in place.
 pub(crate) fn map_vectors(
     path: &Path,
     sum: Option<&FileSum>,
     rows: usize,
     dim: usize,
+    dtype: VectorDtype,
     what: &str,
 ) -> Result<MappedVectors> {
     let (file, len) = open_sized(path, sum, RESTORE)?;
@@ -172,17 +239,24 @@ pub(crate) fn map_vectors(
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let Ok(map) = npy::MappedF32::map(&file) else {
+    let Ok(map) = MappedFile::map(&file, dtype) else {
         // The reader names what is wrong with the file (or reads one that is merely unaligned).
-        let data = read_vectors(path, sum, rows, dim, what)?;
+        let data = read_vectors(path, sum, rows, dim, dtype, what)?;
         validate_vectors(&data, dim, 0).map_err(invalid)?;
+        let rows = match dtype {
+            VectorDtype::F32 => SharedVectors::F32(Arc::new(data)),
+            VectorDtype::F16 => SharedVectors::F16(Arc::new(
+                data.iter()
+                    .map(|&x| half::f16::from_f32(x))
+                    .collect::<Vec<_>>(),
+            )),
+        };
         return Ok(MappedVectors {
-            rows: Arc::new(data),
+            rows,
             unverified: None,
         });
     };
     check_shape(path, map.shape(), rows, dim, what)?;
-    let map = Arc::new(map);
     // A small file is checked as a whole file was before mapping: its checksum, and every
     // vector (finite, unit length); so is one of a library too old to have checksums.
     let unverified = match sum {
@@ -195,12 +269,12 @@ pub(crate) fn map_vectors(
             if let Some(sum) = sum {
                 check_crc(path, map.file_bytes(), sum, RESTORE)?;
             }
-            validate_vectors((*map).as_ref(), dim, 0).map_err(invalid)?;
+            validate_vectors(&map.f32s(), dim, 0).map_err(invalid)?;
             None
         }
     };
     Ok(MappedVectors {
-        rows: map,
+        rows: map.rows(),
         unverified,
     })
 }
@@ -216,7 +290,7 @@ pub(crate) fn map_bytes(
     if len == 0 {
         return Ok(Box::new(Vec::<u8>::new()));
     }
-    // SAFETY: as for `npy::MappedF32::map`: papersim never writes a file a manifest names.
+    // SAFETY: as for `npy::Mapped::map`: papersim never writes a file a manifest names.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
     Ok(Box::new(map))
 }

@@ -805,7 +805,8 @@ impl Library {
         }
         self.writable("replace its vectors")?;
         validate_vectors(&vectors, model.dim, 0)?;
-        self.vectors = ExactIndex::from_vectors(model.dim, vectors)?;
+        self.vectors =
+            ExactIndex::from_vectors(model.dim, vectors)?.with_dtype(self.vector_dtype());
         self.manifest.model = model;
         self.rebuild_index(params, store_graph)
     }

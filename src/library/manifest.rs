@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::index::HnswParams;
+use crate::index::{HnswParams, VectorDtype};
 use crate::{Error, Result};
 
 /// The manifest's file name in the library directory.
@@ -95,6 +95,11 @@ pub struct Manifest {
     /// library turns it on so that it loads the graph instead of building it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub store_graph: bool,
+    /// How the vectors files store each value: f32, or f16 for a library created with
+    /// `--vector-dtype f16` (or converted by `index rebuild --vector-dtype`). Absent for f32,
+    /// so that f32 libraries are written exactly as before it existed.
+    #[serde(default, skip_serializing_if = "VectorDtype::is_f32")]
+    pub vector_dtype: VectorDtype,
     /// All papers: the base generation's and the segments'.
     pub papers: usize,
     /// The base generation: the last full write.

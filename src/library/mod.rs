@@ -1,5 +1,5 @@
 //! The library directory: a versioned manifest, the papers, their embeddings (float32 `.npy`,
-//! row-aligned with the papers), the HNSW graph and the lexical index, written atomically with
+//! or float16 in a library created with `--vector-dtype f16`, row-aligned with the papers), the HNSW graph and the lexical index, written atomically with
 //! the manifest renamed into place last.
 //!
 //! Layout of `<library>/`:
@@ -43,6 +43,7 @@ use std::sync::OnceLock;
 
 pub use crate::directory::WriteLock;
 use crate::index::lexical::{paper_text, LexicalIndex};
+pub use crate::index::VectorDtype;
 use crate::index::{
     prefer_graph_in_memory, search_layered, ExactIndex, Hit, HnswIndex, HnswParams, VectorIndex,
 };
@@ -262,12 +263,14 @@ fn open_base_vectors(
         manifest.checksums.get(name),
         base_rows,
         dim,
+        manifest.vector_dtype,
         "the library has",
     )?;
-    let vectors = ExactIndex::from_shared(dim, mapped.rows).map_err(|e| Error::Library {
-        path,
-        reason: e.to_string(),
-    })?;
+    let vectors =
+        ExactIndex::from_shared_vectors(dim, mapped.rows).map_err(|e| Error::Library {
+            path,
+            reason: e.to_string(),
+        })?;
     Ok((vectors, mapped.unverified))
 }
 
@@ -301,6 +304,7 @@ fn read_segment(
                 sum(name),
                 segment.added,
                 manifest.model.dim,
+                manifest.vector_dtype,
                 "its segment adds",
             )?;
             Some((vectors_path, data))
@@ -462,6 +466,7 @@ impl Library {
         if manifest.generation == 0 {
             // A new library's first commit had not finished: the empty library it started.
             let mut lib = Library::create(root, manifest.model.clone(), manifest.index)?;
+            lib.vectors.convert(manifest.vector_dtype);
             lib.manifest = manifest;
             lib.dirty = false;
             return Ok(lib);
@@ -582,6 +587,7 @@ impl Library {
                 model,
                 index,
                 store_graph: false,
+                vector_dtype: VectorDtype::F32,
                 papers: 0,
                 files: GenerationFiles {
                     papers: String::new(),
@@ -647,9 +653,37 @@ impl Library {
     pub fn dim(&self) -> usize {
         self.manifest.model.dim
     }
-    /// The stored, unit-norm vector of row `row`.
-    pub fn vector(&self, row: usize) -> &[f32] {
+    /// The stored, unit-norm vector of row `row`: borrowed from an f32 library, converted
+    /// from an f16 one.
+    pub fn vector(&self, row: usize) -> Cow<'_, [f32]> {
         self.vectors.row(row)
+    }
+    /// How the library stores its vectors.
+    pub fn vector_dtype(&self) -> VectorDtype {
+        self.manifest.vector_dtype
+    }
+    /// Sets how a new library stores its vectors. A library that holds papers keeps its dtype
+    /// here (a clear error naming it); [`Library::convert_vectors`] converts one.
+    pub fn set_vector_dtype(&mut self, dtype: VectorDtype) -> Result<()> {
+        if dtype == self.vector_dtype() {
+            return Ok(());
+        }
+        if !self.is_empty() {
+            return Err(lib_err(
+                &self.root,
+                format!(
+                    "stores its vectors as {}; `--vector-dtype {dtype}` applies when a library is created. \
+                     Convert it with `papersim index rebuild --vector-dtype {dtype}`, or leave out --vector-dtype",
+                    self.vector_dtype()
+                ),
+            ));
+        }
+        self.writable("change its vector dtype")?;
+        self.vectors.convert(dtype);
+        self.manifest.vector_dtype = dtype;
+        self.full_rewrite = true;
+        self.dirty = true;
+        Ok(())
     }
     /// The row of the paper with this id or alias.
     pub fn row_of_id(&self, id: &str) -> Result<Option<usize>> {
@@ -879,6 +913,25 @@ impl Library {
         self.full_rewrite = true;
         self.dirty = true;
         Ok(())
+    }
+
+    /// Stores every vector as `dtype` from the next commit on (a full generation: f32 to f16
+    /// rounds each value to the nearest f16, f16 to f32 is exact), and rebuilds the graph from
+    /// the converted vectors with `params`.
+    pub fn convert_vectors(
+        &mut self,
+        dtype: VectorDtype,
+        params: HnswParams,
+        store_graph: bool,
+    ) -> Result<()> {
+        self.writable("convert its vectors")?;
+        self.verify_vectors()?;
+        self.vectors.convert(dtype);
+        if self.manifest.vector_dtype != dtype {
+            self.manifest.vector_dtype = dtype;
+            self.dirty = true;
+        }
+        self.rebuild_index(params, store_graph)
     }
 
     /// Whether there are changes to write.

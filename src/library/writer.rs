@@ -116,7 +116,12 @@ impl Library {
         drop((jsonl, framed));
         write(
             &files.embeddings,
-            &npy::encode_f32(&self.vectors.vectors(), self.len(), self.dim()),
+            &npy::encode(
+                self.vector_dtype(),
+                &self.vectors.vectors(),
+                self.len(),
+                self.dim(),
+            ),
         )?;
         let lexical = self.lexical()?.to_bytes()?;
         if let Some(name) = &files.lexical {
@@ -163,7 +168,7 @@ impl Library {
             let data = self.vectors.rows_from(self.committed_rows);
             write(
                 &embeddings,
-                &npy::encode_f32(&data, added.len(), self.dim()),
+                &npy::encode(self.vector_dtype(), &data, added.len(), self.dim()),
             )?;
             Some(embeddings)
         };

@@ -111,7 +111,7 @@ pub fn gather(
                 }
             }
             Ok(Candidates {
-                dense: rows.iter().map(|&r| dot(v, lib.vector(r))).collect(),
+                dense: rows.iter().map(|&r| dot(v, &lib.vector(r))).collect(),
                 lexical: rows.iter().map(|&r| similarities[r]).collect(),
                 rows,
             })
@@ -134,7 +134,7 @@ pub fn around_likes(
     let mut seen = HashSet::new();
     for (i, &like) in likes.iter().enumerate() {
         let dense = if retrieval.uses_dense() {
-            lib.search(lib.vector(like), want, opts.mode)?
+            lib.search(&lib.vector(like), want, opts.mode)?
         } else {
             Vec::new()
         };

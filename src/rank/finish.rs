@@ -56,7 +56,7 @@ pub(crate) fn finish(
     }
     Ok(match opts.diversity {
         Some(lambda) if lambda > 0.0 => mmr(kept, opts.k, lambda, |a, b| {
-            dot(lib.vector(a), lib.vector(b))
+            dot(&lib.vector(a), &lib.vector(b))
         }),
         _ => kept.into_iter().take(opts.k).collect(),
     })

@@ -48,7 +48,7 @@ pub fn recommend(
         if !excluded.contains(&r)
             && likes
                 .iter()
-                .all(|&l| dot(lib.vector(r), lib.vector(l)) < DUPLICATE_COSINE)
+                .all(|&l| dot(&lib.vector(r), &lib.vector(l)) < DUPLICATE_COSINE)
             && !seed_titles.contains(&normalize_title(&lib.paper(r)?.title))
         {
             kept.push(r);
@@ -58,9 +58,9 @@ pub fn recommend(
 
     let mut evidence = ProfileEvidence::default();
     for &r in &pool {
-        let v = lib.vector(r);
+        let v = &lib.vector(r);
         let cosines =
-            |rows: &[usize]| -> Vec<f32> { rows.iter().map(|&o| dot(v, lib.vector(o))).collect() };
+            |rows: &[usize]| -> Vec<f32> { rows.iter().map(|&o| dot(v, &lib.vector(o))).collect() };
         let (like_cos, unlike_cos) = (cosines(likes), cosines(unlikes));
         let at = |sims: &[Vec<f32>]| -> Vec<f32> { sims.iter().map(|s| s[r]).collect() };
         let (like_lex, unlike_lex) = (at(&like_sims), at(&unlike_sims));

@@ -17,7 +17,7 @@ pub fn similar(
     retrieval: Retrieval,
 ) -> Result<Vec<Ranked>> {
     opts.validate()?;
-    let seed = lib.vector(row);
+    let seed = &lib.vector(row);
     let seed_title = normalize_title(&lib.paper(row)?.title);
     let want = count(lib, opts, 10);
     let c = gather(
@@ -31,7 +31,7 @@ pub fn similar(
     let mut ranked = Vec::new();
     for r in c.fused(retrieval, false) {
         if r.row != row
-            && dot(seed, lib.vector(r.row)) < DUPLICATE_COSINE
+            && dot(seed, &lib.vector(r.row)) < DUPLICATE_COSINE
             && normalize_title(&lib.paper(r.row)?.title) != seed_title
         {
             ranked.push(r);

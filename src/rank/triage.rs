@@ -81,7 +81,7 @@ pub fn triage(
         let cosines = vectors.map(|v| {
             let v = &v[i * dim..(i + 1) * dim];
             let to = |rows: &[usize]| -> Vec<f32> {
-                rows.iter().map(|&r| dot(v, lib.vector(r))).collect()
+                rows.iter().map(|&r| dot(v, &lib.vector(r))).collect()
             };
             (to(likes), to(unlikes))
         });

@@ -409,7 +409,7 @@ fn item2_a_cut_off_digest_is_corrected_by_the_full_one() {
     assert!(opened.manifest().segments.is_empty(), "a full generation");
     let row = opened.resolve(&last.title).unwrap();
     let hits = opened
-        .search(opened.vector(row), 3, SearchMode::Hnsw)
+        .search(&opened.vector(row), 3, SearchMode::Hnsw)
         .unwrap();
     assert_eq!(hits[0].row, row);
     assert!(
