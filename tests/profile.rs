@@ -13,7 +13,7 @@ use papersim::index::lexical::{paper_text, tokens};
 use papersim::library::Library;
 use serde_json::Value;
 
-use crate::common::{self, stderr, CODERL, DMD};
+use crate::common::{self, result_ids, stderr, CODERL, DMD};
 use crate::reliability::{cmd, day, library_copy, os, refused, run, snapshot, write};
 
 /// `papersim --library LIB --quiet ARGS...`, which must succeed; its stdout.
@@ -48,15 +48,6 @@ fn profile(lib: &Path) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
         .map(|(t, a)| (t.clone(), ids(a)))
         .collect();
     (likes, ids(&v["dislikes"]))
-}
-
-fn result_ids(v: &Value) -> Vec<String> {
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
 }
 
 const DISTILLATION: [&str; 6] = [

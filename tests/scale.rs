@@ -8,7 +8,7 @@ use papersim::digest::{self, ParseOptions};
 use papersim::library::{Library, Manifest, SearchMode};
 use serde_json::Value;
 
-use crate::common::{copy_dir, fixture, ingest, json, run_in, stderr};
+use crate::common::{copy_dir, fixture, ingest, json, result_ids, run_in, stderr};
 
 /// A private copy of `tests/fixtures/library-v2`: 152 papers written by papersim's format
 /// version 2 (a base generation and a segment), before keys files existed.
@@ -24,24 +24,15 @@ fn expected() -> Value {
         .unwrap()
 }
 
-fn ids(v: &Value) -> Vec<String> {
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Asserts that `similar` and `query` through the real binary give the recorded top 10.
 fn answers_as_recorded(lib: &Path) {
     let want = expected();
     for (seed, top) in want["similar"].as_object().unwrap() {
-        let got = ids(&json(lib, &["similar", seed, "-k", "10"]));
+        let got = result_ids(&json(lib, &["similar", seed, "-k", "10"]));
         assert_eq!(&serde_json::json!(got), top, "similar {seed}");
     }
     for (text, top) in want["query"].as_object().unwrap() {
-        let got = ids(&json(lib, &["query", text, "-k", "10"]));
+        let got = result_ids(&json(lib, &["query", text, "-k", "10"]));
         assert_eq!(&serde_json::json!(got), top, "query {text}");
     }
 }
@@ -107,9 +98,9 @@ fn the_graph_is_stored_only_when_asked_and_answers_do_not_change() {
     let seed = fixture("digests/hf-trending-mar-11.txt");
     let o = run_in(&lib, &["ingest", seed.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let query = |lib: &Path| ids(&json(lib, &["query", "speculative decoding", "-k", "10"]));
+    let query = |lib: &Path| result_ids(&json(lib, &["query", "speculative decoding", "-k", "10"]));
     let seed_paper = query(&lib)[0].clone();
-    let similar = |lib: &Path| ids(&json(lib, &["similar", &seed_paper, "-k", "10"]));
+    let similar = |lib: &Path| result_ids(&json(lib, &["similar", &seed_paper, "-k", "10"]));
     let want = (similar(&lib), query(&lib));
     let stored = |lib: &Path| json(lib, &["info"])["graph_stored"].clone();
 

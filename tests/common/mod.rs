@@ -142,11 +142,20 @@ pub fn json(lib: &Path, args: &[&str]) -> Value {
 
 /// The titles of a JSON ranking's results, in order.
 pub fn titles(v: &Value) -> Vec<String> {
+    results_field(v, "title")
+}
+
+/// The ids of a JSON ranking's results, in order.
+pub fn result_ids(v: &Value) -> Vec<String> {
+    results_field(v, "id")
+}
+
+fn results_field(v: &Value, field: &str) -> Vec<String> {
     v["results"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["title"].as_str().unwrap().to_string())
+        .map(|r| r[field].as_str().unwrap().to_string())
         .collect()
 }
 
