@@ -280,10 +280,9 @@ pub fn rebuild_index(
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let (embedded, _) = embedder.embed_with(&refs, progress)?;
             let model = model_info(embedder.files())?;
-            lib.replace_vectors(model, embedded.data, params, store_graph)?;
-            if let Some(dtype) = change.vector_dtype {
-                lib.convert_vectors(dtype, params, store_graph)?;
-            }
+            // Stored as asked from the start, so the indexes are rebuilt once.
+            let dtype = change.vector_dtype.unwrap_or(lib.vector_dtype());
+            lib.replace_vectors(model, embedded.data, dtype, params, store_graph)?;
         }
         None => match change.vector_dtype {
             Some(dtype) => lib.convert_vectors(dtype, params, store_graph)?,

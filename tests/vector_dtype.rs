@@ -280,3 +280,28 @@ fn another_vector_dtype_on_a_later_ingest_is_refused_and_index_rebuild_converts(
         assert_eq!(back.vector(row), halves.vector(row), "row {row}");
     }
 }
+
+#[test]
+fn reembedding_stores_the_vectors_as_asked_or_as_the_library_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("lib");
+    copy_dir(seed_library(), &lib);
+    let seeds = some_ids(&lib);
+    let before = answers(&lib, &seeds);
+
+    // Re-embedded and stored as f16 in one rebuild.
+    let args = ["index", "rebuild", "--reembed", "--vector-dtype", "f16"];
+    let o = run_in(&lib, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stored_as(&lib, VectorDtype::F16);
+    for ((what, f16), (_, f32)) in answers(&lib, &seeds).iter().zip(&before) {
+        agree(what, f16, f32);
+    }
+    // Re-embedded again without --vector-dtype: the library keeps f16.
+    let o = run_in(&lib, &["index", "rebuild", "--reembed"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stored_as(&lib, VectorDtype::F16);
+    for ((what, f16), (_, f32)) in answers(&lib, &seeds).iter().zip(&before) {
+        agree(what, f16, f32);
+    }
+}

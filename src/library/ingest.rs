@@ -34,7 +34,7 @@ use super::record::{Paper, SeenIn};
 use super::{lib_err, Library};
 use crate::digest::Digest;
 use crate::index::lexical::{paper_text, LexicalIndex};
-use crate::index::{validate_vectors, ExactIndex, HnswIndex, HnswParams, VectorIndex};
+use crate::index::{validate_vectors, ExactIndex, HnswIndex, HnswParams, VectorDtype, VectorIndex};
 use crate::paper::{normalize_title, DigestPaper};
 use crate::{Error, Result};
 
@@ -786,11 +786,13 @@ impl Library {
     }
 
     /// Replaces every vector with `vectors` (one per paper, in row order) from the model
-    /// `model`, then rebuilds the graph with `params`: phase two of a re-embedding.
+    /// `model`, stored as `dtype` from now on, then rebuilds the derived indexes with `params`:
+    /// phase two of a re-embedding.
     pub fn replace_vectors(
         &mut self,
         model: ModelInfo,
         vectors: Vec<f32>,
+        dtype: VectorDtype,
         params: HnswParams,
         store_graph: bool,
     ) -> Result<()> {
@@ -805,8 +807,8 @@ impl Library {
         }
         self.writable("replace its vectors")?;
         validate_vectors(&vectors, model.dim, 0)?;
-        self.vectors =
-            ExactIndex::from_vectors(model.dim, vectors)?.with_dtype(self.vector_dtype());
+        self.vectors = ExactIndex::from_vectors(model.dim, vectors)?.with_dtype(dtype);
+        self.manifest.vector_dtype = dtype;
         self.manifest.model = model;
         self.rebuild_index(params, store_graph)
     }
