@@ -386,13 +386,20 @@ impl pulp::WithSimd for Scan<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) -> TopK {
         let mut top = TopK::new(self.k);
-        for (i, v) in self.chunk.chunks_exact(self.dim).enumerate() {
-            top.push(Hit {
-                row: self.first_row + i,
-                score: dot(self.query, v).clamp(-1.0, 1.0),
-            });
-        }
+        push_scores(&mut top, self.query, self.chunk, self.dim, self.first_row);
         top
+    }
+}
+
+/// Scores each row of `rows` (contiguous, `dim` values each, the first being row `first_row`)
+/// against `query` into `top`: the loop both scans share, inlined into their dispatched code.
+#[inline(always)]
+fn push_scores(top: &mut TopK, query: &[f32], rows: &[f32], dim: usize, first_row: usize) {
+    for (i, v) in rows.chunks_exact(dim).enumerate() {
+        top.push(Hit {
+            row: first_row + i,
+            score: dot(query, v).clamp(-1.0, 1.0),
+        });
     }
 }
 
@@ -422,12 +429,8 @@ impl pulp::WithSimd for HalfScan<'_> {
         for (b, rows) in self.chunk.chunks(block).enumerate() {
             let converted = &mut buffer[..rows.len()];
             rows.convert_to_f32_slice(converted);
-            for (i, v) in converted.chunks_exact(self.dim).enumerate() {
-                top.push(Hit {
-                    row: self.first_row + b * HALF_BLOCK_ROWS + i,
-                    score: dot(self.query, v).clamp(-1.0, 1.0),
-                });
-            }
+            let first_row = self.first_row + b * HALF_BLOCK_ROWS;
+            push_scores(&mut top, self.query, converted, self.dim, first_row);
         }
         top
     }
