@@ -1,6 +1,7 @@
-//! The formats of a generation's data files: papers as JSON lines, vectors as float32 (or,
-//! in a library created with `--vector-dtype f16`, float16) `.npy` (see [`super::npy`]). Reading checks what the manifest promises; writing is done by
-//! [`super::writer`] through [`crate::directory`].
+//! The formats of a generation's data files: papers as JSON lines (a base generation's in
+//! zstd frames, see [`super::blocks`]), vectors as float32 (or, in a library created with
+//! `--vector-dtype f16`, float16) `.npy` (see [`super::npy`]). Reading checks what the manifest
+//! promises; writing is done by [`super::writer`] through [`crate::directory`].
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,22 +1,25 @@
 //! The library directory: a versioned manifest, the papers, their embeddings (float32 `.npy`,
-//! or float16 in a library created with `--vector-dtype f16`, row-aligned with the papers), the HNSW graph and the lexical index, written atomically with
-//! the manifest renamed into place last.
+//! or float16 in a library created with `--vector-dtype f16`, row-aligned with the papers), the
+//! lexical index and, when the library stores one, the HNSW graph, written atomically with the
+//! manifest renamed into place last.
 //!
 //! Layout of `<library>/`:
 //! - `manifest.json` — the commit point: format version, model, index parameters, counts, the
 //!   base generation's files and the segments written since.
-//! - The **base generation** (the last full write): `papers.<gen>.jsonl`,
-//!   `embeddings.<gen>.npy`, `graph.<gen>/` and `lexical.<gen>.bin` (the BM25 index, see
-//!   [`crate::lexical`]).
+//! - The **base generation** (the last full write): `papers.<gen>.jsonl.zst` (the records in
+//!   zstd frames, see [`blocks`]), `embeddings.<gen>.npy`, `keys.<gen>.bin`,
+//!   `lexical.<gen>.bin` (the BM25 index, see [`crate::lexical`]) and, only when
+//!   [`Manifest::store_graph`], `graph.<gen>/`.
 //! - **Segments**, one per commit since: `papers.<gen>.jsonl` (the papers it added, then the
 //!   updated records of papers seen again) and `embeddings.<gen>.npy` (the added papers'
-//!   vectors). An ingest thus writes what it adds, not the whole library. Readers search the
-//!   graph for the base rows and the segments' rows exactly, and index the segments' text
-//!   lexically when they load; once the segments pass [`COMPACT_FRACTION`] of the base (or
-//!   [`MAX_SEGMENTS`] of them), a commit writes a new base generation with the new papers
-//!   inserted into the graph.
-//! - Nothing else is papersim's: the one writer holds an OS lock on the directory itself
-//!   ([`WriteLock`]), and other files in the directory are never touched.
+//!   vectors). An ingest thus writes what it adds, not the whole library. Readers scan the
+//!   vectors (or search a graph the process holds, and the rows it does not cover exactly),
+//!   and index the segments' text lexically when they load; once the segments pass
+//!   [`COMPACT_FRACTION`] of the base (or [`MAX_SEGMENTS`] of them), a commit writes a new base
+//!   generation (inserting the new papers into a stored graph).
+//! - Nothing else is papersim's but the reader's feedback log (`crate::feedback`): the one
+//!   writer holds an OS lock on the directory itself ([`WriteLock`]), and other files in the
+//!   directory are never touched.
 //!
 //! A writer writes generation g+1's files (a base or a segment) beside g's, fsyncs them, then
 //! renames `manifest.json.tmp` over `manifest.json`. A crash before that rename leaves g in
