@@ -32,6 +32,7 @@ ALLOWED = {
     "index": {"error", "directory", "checksum"},
     "library": {"error", "directory", "index", "digest", "paper"},
     "feedback": {"error", "directory", "paper"},
+    "fetch": {"error", "directory", "paper", "digest"},
     "rank": {"error", "library", "index", "paper", "encode"},
     "pipeline": {"error", "progress", "directory", "encode", "library", "index", "digest"},
 }

@@ -91,6 +91,11 @@ pub enum Error {
 
     /// A reader's reference file (`papersim import`: BibTeX, CSL JSON, zotero.sqlite) that
     /// cannot be read at all (one bad entry is a warning, not this).
+    /// A fetch that failed: the URL asked for and what went wrong (offline, a timeout, an
+    /// HTTP status, a body that is not the API's format).
+    #[error("fetching {url}: {reason}")]
+    Fetch { url: String, reason: String },
+
     #[error("references {path}: {reason}")]
     References { path: PathBuf, reason: String },
 }

@@ -4,7 +4,8 @@
 //! ([`encode`]), stored and searched in the library ([`library`], over the indexes in
 //! [`index`]), and ranked for a paper, free text or a reader ([`rank`]). [`pipeline`]
 //! composes the stages where one step needs two of them (an ingest embeds what the library
-//! plans). The reader's likes, dislikes and seen papers are [`feedback`]'s. Shared leaves:
+//! plans). The reader's likes, dislikes and seen papers are [`feedback`]'s; [`fetch`] brings
+//! new papers from arXiv and Hugging Face as digests. Shared leaves:
 //! [`paper`] (a paper's identity), [`directory`] (durable writes and
 //! the lock), [`checksum`], [`progress`], [`error`].
 
@@ -14,6 +15,7 @@ pub mod directory;
 pub mod encode;
 pub mod error;
 pub mod feedback;
+pub mod fetch;
 pub mod index;
 pub mod library;
 pub mod paper;

@@ -7,6 +7,7 @@ mod args;
 mod bench;
 mod embed;
 mod feedback;
+mod fetch;
 mod import;
 mod index;
 mod info;
@@ -95,6 +96,12 @@ enum Command {
         wait: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: InfoFormat,
+    },
+    /// Fetch new papers from Hugging Face daily papers or arXiv, and ingest them (embedding
+    /// only new ones), write them as a JSONL digest (-o), or list them (--dry-run).
+    Fetch {
+        #[command(subcommand)]
+        source: fetch::Source,
     },
     /// Show what the library holds.
     Info {
@@ -305,6 +312,7 @@ pub fn run(args: Args) -> Result<()> {
             *wait,
             *format,
         ),
+        Command::Fetch { source } => fetch::fetch(g, source),
         Command::Info { format } => info::info(g, *format),
         Command::Bench(a) => bench::bench(g, a),
         Command::Index {

@@ -17,6 +17,11 @@
 //!   derived id `<id>#2`, `<id>#3`, ….
 //! - Another id, same title: merged when the abstracts agree, else kept apart (the conference
 //!   and journal versions of a paper), both found by their ids.
+//! - A paper held under a title-derived id (`t:…`, read from a digest without ids) that arrives
+//!   with an arXiv id (from `papersim fetch`, a JSON digest) is merged as above and **takes the
+//!   arXiv id**: its record is renamed, the `t:` id becomes an alias (so feedback and anything
+//!   else that named it still finds it), and it gains the URL when it had none. It is counted
+//!   in [`IngestReport::upgraded`].
 //!
 //! The same rules hold within one digest, across the digests of one ingest and across ingests,
 //! and an ingest repeated finds every paper where the first one put it.
@@ -53,6 +58,9 @@ pub struct IngestReport {
     pub warnings: Vec<String>,
     pub digests: Vec<DigestRecord>,
     pub papers_total: usize,
+    /// Papers held under a title-derived id that took the arXiv id they arrived with (the old
+    /// id an alias); each is also a `merged` note of `identity`.
+    pub upgraded: usize,
 }
 
 /// What an ingest decided about a paper whose identity was not plain.
@@ -153,6 +161,8 @@ pub struct IngestPlan {
     sightings: Vec<Sighting>,
     /// Ids the digests add to stored papers as aliases: (row, id).
     aliases: Vec<(usize, String)>,
+    /// Stored papers under a title-derived id that take an arXiv id: (row, arXiv id).
+    upgrades: Vec<(usize, String)>,
     /// What the ingest does, its digests' records included (`papers_total` is filled in when
     /// applied).
     report: IngestReport,
@@ -267,6 +277,7 @@ struct Planner<'a> {
     /// Stored row → the index into `new` of its correction.
     corrections: HashMap<usize, usize>,
     aliases: Vec<(usize, String)>,
+    upgrades: Vec<(usize, String)>,
     sightings: Vec<Sighting>,
     report: IngestReport,
 }
@@ -437,6 +448,10 @@ impl<'a> Planner<'a> {
                 self.report.already_present += 1;
                 let other = self.paper(target);
                 let other_at = self.read_at(target);
+                // A title-derived id gives way to the arXiv id the paper arrives with.
+                let upgrade = alias.is_some()
+                    && dp.arxiv_id.as_deref().is_some_and(|a| !a.trim().is_empty())
+                    && other.id.starts_with("t:");
                 let mut notes = Vec::new();
                 if merged {
                     let how = match agreement {
@@ -447,6 +462,10 @@ impl<'a> Planner<'a> {
                         _ => "same title and abstract",
                     };
                     let alias_note = match &alias {
+                        Some(a) if upgrade => format!(
+                            "it now has arXiv id {a}, and its old id {} stays an alias",
+                            other.id
+                        ),
                         Some(a) => format!("{a} now names {}", other.id),
                         None => format!("id {id} names another paper, so it is not an alias"),
                     };
@@ -481,11 +500,18 @@ impl<'a> Planner<'a> {
                 if agreement == Agreement::Extends {
                     self.correct(target, dp.abstract_text.clone(), (d, i));
                 }
+                if upgrade {
+                    self.report.upgraded += 1;
+                }
                 match target {
                     Target::Stored(row) => {
                         if let Some(alias) = alias {
                             self.ids.insert(alias.clone(), target);
-                            self.aliases.push((row, alias));
+                            if upgrade {
+                                self.upgrades.push((row, alias));
+                            } else {
+                                self.aliases.push((row, alias));
+                            }
                         }
                         self.sightings.push(Sighting {
                             row,
@@ -497,7 +523,12 @@ impl<'a> Planner<'a> {
                     Target::New(n) => {
                         let paper = &mut self.new[n].paper;
                         if let Some(alias) = alias {
-                            paper.aliases.push(alias.clone());
+                            if upgrade {
+                                let old = std::mem::replace(&mut paper.id, alias.clone());
+                                paper.aliases.push(old);
+                            } else {
+                                paper.aliases.push(alias.clone());
+                            }
                             self.ids.insert(alias, target);
                         }
                         merge_sighting(paper, seen, &dp.url, &dp.categories);
@@ -586,6 +617,7 @@ impl Library {
             titles: HashMap::new(),
             corrections: HashMap::new(),
             aliases: Vec::new(),
+            upgrades: Vec::new(),
             sightings: Vec::new(),
             report: IngestReport::default(),
         };
@@ -621,6 +653,7 @@ impl Library {
             new,
             sightings,
             aliases,
+            upgrades,
             corrections,
             mut report,
             ..
@@ -636,6 +669,7 @@ impl Library {
             new,
             sightings,
             aliases,
+            upgrades,
             report,
             planned_at: (self.len(), self.manifest.generation),
         })
@@ -686,6 +720,17 @@ impl Library {
             if !self.papers[row].aliases.contains(&alias) {
                 self.by_id.insert(alias.clone(), row);
                 self.papers[row].aliases.push(alias);
+                self.record_changed(row);
+            }
+        }
+        for (row, arxiv_id) in plan.upgrades {
+            let p = &mut self.papers[row];
+            if p.id.starts_with("t:") {
+                // The old id stays in `by_id`, now as an alias.
+                let old = std::mem::replace(&mut p.id, arxiv_id.clone());
+                p.aliases.retain(|a| *a != arxiv_id);
+                p.aliases.push(old);
+                self.by_id.insert(arxiv_id, row);
                 self.record_changed(row);
             }
         }

@@ -94,9 +94,16 @@ impl LazyRecords {
             self.tail.push(p);
         }
         for p in records {
-            let row = self
-                .row_of_id(&p.id)?
-                .ok_or_else(|| seg_err(format!("updates paper {}, which is not stored", p.id)))?;
+            // A paper that took an arXiv id is found by its old id, now an alias.
+            let mut row = None;
+            for id in std::iter::once(&p.id).chain(&p.aliases) {
+                row = self.row_of_id(id)?;
+                if row.is_some() {
+                    break;
+                }
+            }
+            let row =
+                row.ok_or_else(|| seg_err(format!("updates paper {}, which is not stored", p.id)))?;
             self.index_tail(row, &p);
             if row < self.base_rows {
                 self.updated.insert(row, p);

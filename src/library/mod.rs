@@ -513,9 +513,20 @@ impl Library {
                 papers.push(p);
             }
             for p in records {
-                let row = *by_id.get(&p.id).ok_or_else(|| {
-                    seg_err(format!("updates paper {}, which is not stored", p.id))
-                })?;
+                // A paper that took an arXiv id in place of its title-derived one is found
+                // by the old id, now its alias.
+                let row = *std::iter::once(&p.id)
+                    .chain(&p.aliases)
+                    .find_map(|id| by_id.get(id))
+                    .ok_or_else(|| {
+                        seg_err(format!("updates paper {}, which is not stored", p.id))
+                    })?;
+                if let Some(other) = by_id.insert(p.id.clone(), row).filter(|&o| o != row) {
+                    return Err(seg_err(format!(
+                        "renames paper {} to {}, which names paper {}",
+                        papers[row].id, p.id, papers[other].id
+                    )));
+                }
                 papers[row] = p;
             }
             if let Some((path, data)) = data {
@@ -525,7 +536,8 @@ impl Library {
         for (row, p) in papers.iter().enumerate() {
             for alias in &p.aliases {
                 // Papers are found by their aliases: one id naming two papers is damage.
-                if let Some(other) = by_id.insert(alias.clone(), row) {
+                // (An old id of the paper itself, from before it took an arXiv id, is fine.)
+                if let Some(other) = by_id.insert(alias.clone(), row).filter(|&o| o != row) {
                     return Err(lib_err(
                         root,
                         format!(
