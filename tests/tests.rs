@@ -13,6 +13,7 @@ mod cli;
 mod digests;
 mod embeddings_import;
 mod encoder;
+mod fetch;
 mod fuzz_regressions;
 mod lexical;
 mod library;

@@ -122,6 +122,11 @@ struct Listed {
 }
 
 pub fn fetch(g: &Global, source: &Source) -> Result<()> {
+    let (Source::Hf { common, .. } | Source::Arxiv { common, .. }) = source;
+    if let Some(path) = &common.output {
+        // Before any request: a fetch that cannot be written is not sent.
+        refuse_existing(path)?;
+    }
     match source {
         Source::Hf {
             date,
@@ -342,13 +347,18 @@ fn dry_run(g: &Global, digests: &[Digest], summary: &mut Summary) -> Result<()> 
 
 /// The fetched papers as a JSONL digest (one paper a line, the fields `papersim ingest` reads),
 /// written to a new file only: papersim never replaces a file it did not create.
-fn write_jsonl(path: &Path, digests: &[Digest]) -> Result<()> {
+fn refuse_existing(path: &Path) -> Result<()> {
     if std::fs::symlink_metadata(path).is_ok() {
         bail!(
             "{}: exists; `fetch -o` writes a new file only (remove it or name another)",
             path.display()
         );
     }
+    Ok(())
+}
+
+fn write_jsonl(path: &Path, digests: &[Digest]) -> Result<()> {
+    refuse_existing(path)?;
     let mut bytes = Vec::new();
     for p in digests.iter().flat_map(|d| &d.papers) {
         let line = serde_json::json!({

@@ -73,16 +73,18 @@ impl Client {
         let mut delay = Duration::ZERO;
         loop {
             self.wait(delay);
-            self.last_request = Some(Instant::now());
             self.requests += 1;
-            let response = self
-                .agent
-                .get(url)
-                .call()
-                .map_err(|e| fetch_error(url, transport_reason(&e, &self.settings)))?;
+            let response = self.agent.get(url).call();
+            // The interval runs from the end of an exchange, not its start: however long the
+            // request took to reach the server, the next one reaches it an interval later.
+            self.last_request = Some(Instant::now());
+            let response =
+                response.map_err(|e| fetch_error(url, transport_reason(&e, &self.settings)))?;
             let status = response.status().as_u16();
             if status == 200 {
-                return read_body(url, response, &self.settings);
+                let body = read_body(url, response, &self.settings);
+                self.last_request = Some(Instant::now());
+                return body;
             }
             let retryable = status == 429 || (500..600).contains(&status);
             let retry_after = response
@@ -125,7 +127,8 @@ impl Client {
         }
     }
 
-    /// Sleeps until `delay` has passed since the last request, and the politeness interval.
+    /// Sleeps until `delay` has passed since the last exchange ended, and the politeness
+    /// interval.
     fn wait(&self, delay: Duration) {
         if let Some(last) = self.last_request {
             let due = last + self.settings.interval.max(delay);
