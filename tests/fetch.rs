@@ -102,31 +102,23 @@ impl Server {
 }
 
 fn answer(mut stream: TcpStream, reply: Reply, log: &Mutex<Vec<Seen>>) {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
+    if !read_request(&mut stream, log) {
+        return;
+    }
+    // Asked to be a proxy: open the tunnel, then answer the request that comes through it.
+    if log
+        .lock()
+        .unwrap()
+        .last()
+        .unwrap()
+        .target
+        .starts_with("CONNECT ")
+    {
+        let _ = stream.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        if !read_request(&mut stream, log) {
+            return;
         }
     }
-    let at = Instant::now();
-    let text = String::from_utf8_lossy(&request).to_string();
-    let mut lines = text.split("\r\n");
-    let target = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .unwrap_or_default()
-        .to_string();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    log.lock().unwrap().push(Seen {
-        at,
-        target,
-        headers,
-    });
     if let Some(stall) = reply.stall {
         std::thread::sleep(stall);
         return;
@@ -143,6 +135,41 @@ fn answer(mut stream: TcpStream, reply: Reply, log: &Mutex<Vec<Seen>>) {
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(&reply.body);
     let _ = stream.flush();
+}
+
+/// Reads one request's head and records it (a CONNECT's target as `CONNECT host:port`).
+fn read_request(stream: &mut TcpStream, log: &Mutex<Vec<Seen>>) -> bool {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1];
+    // Byte by byte: nothing past the head is consumed (a tunnelled request follows a CONNECT).
+    while !request.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => request.push(buf[0]),
+        }
+    }
+    let at = Instant::now();
+    let text = String::from_utf8_lossy(&request).to_string();
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or_default();
+    let mut words = first.split(' ');
+    let method = words.next().unwrap_or_default();
+    let target = words.next().unwrap_or_default();
+    let target = if method == "CONNECT" {
+        format!("CONNECT {target}")
+    } else {
+        target.to_string()
+    };
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    log.lock().unwrap().push(Seen {
+        at,
+        target,
+        headers,
+    });
+    true
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -906,4 +933,55 @@ fn papers_stored_under_title_ids_take_their_arxiv_ids_and_keep_their_feedback() 
         "{v}"
     );
     assert_eq!(Library::open(&lib).unwrap().len(), n);
+}
+
+#[test]
+fn proxies_from_the_environment_are_honoured() {
+    let t = tmp();
+    let out = t.path().join("day.jsonl");
+    // The test server plays the proxy: the request for a host that does not exist reaches it.
+    let proxy = Server::start(vec![Reply::ok(hf_day())]);
+    let endpoint = "http://daily-papers.invalid/api/daily_papers";
+    let mut c = fetch_cmd(
+        t.path(),
+        &[
+            "hf",
+            "--date",
+            "2026-03-01",
+            "--endpoint",
+            endpoint,
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    c.env("HTTPS_PROXY", proxy.url(""))
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    ok(c);
+    assert_eq!(jsonl(&out).len(), 3);
+    let targets: Vec<String> = proxy.seen().into_iter().map(|s| s.target).collect();
+    assert_eq!(
+        targets,
+        [
+            "CONNECT daily-papers.invalid:80",
+            "/api/daily_papers?date=2026-03-01"
+        ]
+    );
+
+    // NO_PROXY names the host: papersim goes direct, and the name does not resolve.
+    let proxy = Server::start(vec![Reply::ok(hf_day())]);
+    let mut c = fetch_cmd(
+        t.path(),
+        &["hf", "--date", "2026-03-01", "--endpoint", endpoint],
+    );
+    c.env("HTTPS_PROXY", proxy.url(""))
+        .env("NO_PROXY", "daily-papers.invalid");
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("fetching {endpoint}?date=2026-03-01")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(proxy.seen().is_empty());
 }
