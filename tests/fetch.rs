@@ -330,6 +330,7 @@ fn hf_429_is_retried_after_a_backoff_and_then_succeeds() {
     let rows = jsonl(&out);
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0]["id"], "2602.23100");
+    assert_eq!(rows[0]["upvotes"], 87);
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
     // No Retry-After: the first backoff, one second.

@@ -260,17 +260,17 @@ fn deliver(
     summary: &mut Summary,
 ) -> Result<()> {
     summary.fetched = fetched.iter().map(|f| f.papers.len()).sum();
+    if let Some(path) = &common.output {
+        summary.mode = "output";
+        write_jsonl(path, &fetched)?;
+        summary.output = Some(path.clone());
+        return Ok(());
+    }
     let digests = fetched
         .into_iter()
         .filter(|f| !f.papers.is_empty())
         .map(Fetched::into_digest)
         .collect::<papersim::Result<Vec<_>>>()?;
-    if let Some(path) = &common.output {
-        summary.mode = "output";
-        write_jsonl(path, &digests)?;
-        summary.output = Some(path.clone());
-        return Ok(());
-    }
     if common.dry_run {
         summary.mode = "dry-run";
         return dry_run(g, &digests, summary);
@@ -345,8 +345,8 @@ fn dry_run(g: &Global, digests: &[Digest], summary: &mut Summary) -> Result<()> 
     Ok(())
 }
 
-/// The fetched papers as a JSONL digest (one paper a line, the fields `papersim ingest` reads),
-/// written to a new file only: papersim never replaces a file it did not create.
+/// Refuses an `-o` path where anything stands: papersim never replaces a file it did not
+/// create.
 fn refuse_existing(path: &Path) -> Result<()> {
     if std::fs::symlink_metadata(path).is_ok() {
         bail!(
@@ -357,21 +357,30 @@ fn refuse_existing(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_jsonl(path: &Path, digests: &[Digest]) -> Result<()> {
+/// The fetched papers as a JSONL digest (one paper a line, the fields `papersim ingest` reads,
+/// and Hugging Face's upvotes), written to a new file only.
+fn write_jsonl(path: &Path, fetched: &[Fetched]) -> Result<()> {
     refuse_existing(path)?;
     let mut bytes = Vec::new();
-    for p in digests.iter().flat_map(|d| &d.papers) {
-        let line = serde_json::json!({
-            "id": p.arxiv_id,
-            "title": p.title,
-            "abstract": p.abstract_text,
-            "date": p.date,
-            "url": p.url,
-            "authors": p.authors,
-            "categories": p.categories,
-        });
-        serde_json::to_writer(&mut bytes, &line)?;
-        bytes.push(b'\n');
+    for f in fetched {
+        // The checks an ingest makes (sizes), so that the file ingests later.
+        f.clone().into_digest()?;
+        for (i, p) in f.papers.iter().enumerate() {
+            let mut line = serde_json::json!({
+                "id": p.arxiv_id,
+                "title": p.title,
+                "abstract": p.abstract_text,
+                "date": p.date,
+                "url": p.url,
+                "authors": p.authors,
+                "categories": p.categories,
+            });
+            if let Some(Some(n)) = f.upvotes.get(i) {
+                line["upvotes"] = (*n).into();
+            }
+            serde_json::to_writer(&mut bytes, &line)?;
+            bytes.push(b'\n');
+        }
     }
     let exists = || match std::fs::symlink_metadata(path) {
         Err(_) => Ok(()),

@@ -115,6 +115,7 @@ pub fn fetch(
                 url,
                 date: None,
                 papers,
+                upvotes: Vec::new(),
             },
             Cursor { next_start, done },
         )?;

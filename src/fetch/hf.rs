@@ -31,7 +31,7 @@ struct PaperJson {
     #[serde(default)]
     authors: Vec<Author>,
     published_at: Option<String>,
-    upvotes: Option<i64>,
+    upvotes: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -45,11 +45,13 @@ pub fn fetch(client: &mut Client, endpoint: &str, days: &[NaiveDate]) -> Result<
     for day in days {
         let url = day_url(endpoint, *day);
         let body = client.get(&url)?;
+        let (papers, upvotes) = parse(&url, &body)?;
         out.push(Fetched {
             source: format!("hf-daily-{day}"),
             url: url.clone(),
             date: Some(*day),
-            papers: parse(&url, &body)?,
+            papers,
+            upvotes,
         });
     }
     Ok(out)
@@ -61,8 +63,8 @@ pub fn day_url(endpoint: &str, day: NaiveDate) -> String {
     format!("{endpoint}{sep}date={day}")
 }
 
-/// Parses one day's answer; `url` names it in errors.
-pub fn parse(url: &str, body: &str) -> Result<Vec<DigestPaper>> {
+/// Parses one day's answer: its papers and their upvotes; `url` names it in errors.
+pub fn parse(url: &str, body: &str) -> Result<(Vec<DigestPaper>, Vec<Option<u64>>)> {
     let entries: Vec<Entry> = serde_json::from_str(body).map_err(|e| {
         let what = if e.is_eof() {
             "the JSON ends early (a truncated response?)"
@@ -72,6 +74,7 @@ pub fn parse(url: &str, body: &str) -> Result<Vec<DigestPaper>> {
         fetch_error(url, format!("{what}: {e}"))
     })?;
     let mut papers = Vec::with_capacity(entries.len());
+    let mut upvotes = Vec::with_capacity(entries.len());
     for (i, entry) in entries.into_iter().enumerate() {
         let Some(p) = entry.paper else {
             return Err(fetch_error(
@@ -108,7 +111,7 @@ pub fn parse(url: &str, body: &str) -> Result<Vec<DigestPaper>> {
             .and_then(|d| d.get(..10))
             .filter(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
             .map(str::to_string);
-        let _upvotes = p.upvotes;
+        upvotes.push(p.upvotes);
         papers.push(DigestPaper {
             title,
             abstract_text: summary,
@@ -126,5 +129,5 @@ pub fn parse(url: &str, body: &str) -> Result<Vec<DigestPaper>> {
             line: i + 1,
         });
     }
-    Ok(papers)
+    Ok((papers, upvotes))
 }

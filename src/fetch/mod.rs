@@ -61,6 +61,9 @@ pub struct Fetched {
     pub url: String,
     pub date: Option<NaiveDate>,
     pub papers: Vec<DigestPaper>,
+    /// Hugging Face: each paper's upvotes, beside `papers` (the library record has no field
+    /// for them; `-o` writes them). Empty for arXiv.
+    pub upvotes: Vec<Option<u64>>,
 }
 
 impl Fetched {
