@@ -34,6 +34,7 @@ ALLOWED = {
     "feedback": {"error", "directory", "paper"},
     "rank": {"error", "library", "index", "paper", "encode"},
     "pipeline": {"error", "progress", "directory", "encode", "library", "index", "digest"},
+    "report": {"error", "library", "rank", "encode", "feedback", "digest", "paper"},
 }
 # The files of rank/ that may import encode (the rest of rank ranks what it is given).
 ENCODE_IN_RANK = {"rank/explain.rs", "rank/mod.rs"}
