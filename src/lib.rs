@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod rank;
 pub mod report;
+pub mod serve;
 
 // What a Rust user of the crate needs, in one place: read digests, embed, keep a library,
 // rank. The modules stay public for the rest (model resolution, the indexes, the formats).
