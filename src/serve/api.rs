@@ -16,9 +16,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::assets;
 use super::guard::{self, query_token, TOKEN_COOKIE};
 use super::state::Shared;
+use super::{assets, ApiError};
 use crate::digest::{self, Digest, InputFormat, ParseOptions};
 use crate::feedback::{check_tag, Log, Op, Record, DEFAULT_TAG};
 use crate::index::lexical::paper_text;
@@ -26,55 +26,6 @@ use crate::library::{Library, SearchMode};
 use crate::paper::normalize_title;
 use crate::rank::{self, RankOptions, Ranked, Retrieval, TriagePaper};
 use crate::report::{self, library_rows, ExplainTarget, Report};
-use crate::Error;
-
-/// An error answered as JSON with its status.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: String) -> ApiError {
-        ApiError { status, message }
-    }
-
-    fn bad(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, message.into())
-    }
-}
-
-impl From<Error> for ApiError {
-    fn from(e: Error) -> ApiError {
-        let status = match &e {
-            Error::PaperLookup(_) => StatusCode::NOT_FOUND,
-            Error::InvalidInput(_) | Error::Digest { .. } => StatusCode::BAD_REQUEST,
-            Error::LibraryBusy { .. } => StatusCode::CONFLICT,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, e.to_string())
-    }
-}
-
-impl From<BytesRejection> for ApiError {
-    fn from(r: BytesRejection) -> ApiError {
-        let status = r.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "the request body is larger than the server accepts (--max-body)".to_string()
-        } else {
-            r.body_text()
-        };
-        ApiError::new(status, message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": self.message, "status": self.status.as_u16()});
-        (self.status, Json(body)).into_response()
-    }
-}
 
 type Answer = Result<Value, ApiError>;
 

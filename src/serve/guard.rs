@@ -11,9 +11,8 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::api::ApiError;
 use super::state::{Rules, Shared};
-use super::MAX_QUERY_BYTES;
+use super::{ApiError, MAX_QUERY_BYTES};
 
 /// The cookie the page keeps the token in after it was opened with `?token=`.
 pub const TOKEN_COOKIE: &str = "papersim_token";
