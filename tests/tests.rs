@@ -21,4 +21,5 @@ mod profile;
 mod reliability;
 mod safety;
 mod scale;
+mod serve;
 mod vector_dtype;

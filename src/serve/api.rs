@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -27,7 +27,9 @@ use crate::paper::normalize_title;
 use crate::rank::{self, RankOptions, Ranked, Retrieval, TriagePaper};
 use crate::report::{self, library_rows, ExplainTarget, Report};
 
-type Answer = Result<Value, ApiError>;
+/// A JSON document, written as the command line writes it (so that an `f32` score reads the
+/// same), or an error.
+type Answer = Result<Vec<u8>, ApiError>;
 
 pub fn router(shared: Arc<Shared>, timeout: Duration, max_body: usize) -> Router {
     Router::new()
@@ -102,7 +104,7 @@ async fn page(RawQuery(query): RawQuery) -> Response {
 /// Runs `work` on a blocking thread and answers its JSON.
 async fn blocking(work: impl FnOnce() -> Answer + Send + 'static) -> Response {
     match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Ok(v)) => ([(header::CONTENT_TYPE, "application/json")], v).into_response(),
         Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -113,7 +115,7 @@ async fn blocking(work: impl FnOnce() -> Answer + Send + 'static) -> Response {
 }
 
 fn to_value(v: impl serde::Serialize) -> Answer {
-    serde_json::to_value(v).map_err(|e| {
+    serde_json::to_vec(&v).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot write JSON: {e}"),
@@ -122,7 +124,7 @@ fn to_value(v: impl serde::Serialize) -> Answer {
 }
 
 async fn info(State(s): State<Arc<Shared>>) -> Response {
-    blocking(move || Ok(report::info(&Library::summary(&s.root)?))).await
+    blocking(move || to_value(report::info(&Library::summary(&s.root)?))).await
 }
 
 async fn paper(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -649,7 +651,7 @@ async fn mark(
             .iter()
             .map(|r| json!({"id": r.id, "title": r.title}))
             .collect();
-        Ok(json!({"op": op_name(op), "tag": tag, "papers": papers}))
+        to_value(json!({"op": op_name(op), "tag": tag, "papers": papers}))
     })
     .await
 }
@@ -679,7 +681,7 @@ async fn profile(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Respons
             }
             likes.retain(|k, _| k == t);
         }
-        Ok(report::profile(log.path(), &likes, &fb))
+        to_value(report::profile(log.path(), &likes, &fb))
     })
     .await
 }
