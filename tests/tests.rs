@@ -22,4 +22,5 @@ mod reliability;
 mod safety;
 mod scale;
 mod serve;
+mod serve_browser;
 mod vector_dtype;
