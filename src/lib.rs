@@ -4,7 +4,8 @@
 //! ([`encode`]), stored and searched in the library ([`library`], over the indexes in
 //! [`index`]), and ranked for a paper, free text or a reader ([`rank`]). [`pipeline`]
 //! composes the stages where one step needs two of them (an ingest embeds what the library
-//! plans). The reader's likes, dislikes and seen papers are [`feedback`]'s. Shared leaves:
+//! plans). The reader's likes, dislikes and seen papers are [`feedback`]'s. [`report`] holds
+//! the JSON documents the command line prints and [`serve`] answers over HTTP. Shared leaves:
 //! [`paper`] (a paper's identity), [`directory`] (durable writes and
 //! the lock), [`checksum`], [`progress`], [`error`].
 
