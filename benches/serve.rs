@@ -132,15 +132,27 @@ fn main() -> Result<()> {
         .replace('_', "")
         .parse()
         .context("PAPERSIM_SERVE_PAPERS must be a number of papers")?;
-    ensure!((10..=2_000_000).contains(&n), "PAPERSIM_SERVE_PAPERS must be 10 to 2,000,000");
+    ensure!(
+        (10..=2_000_000).contains(&n),
+        "PAPERSIM_SERVE_PAPERS must be 10 to 2,000,000"
+    );
     let bin = binary()?;
     let source = cached_library(n)?;
-    let tmp = tempfile::Builder::new().prefix("serve-bench-").tempdir_in(cache_dir())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("serve-bench-")
+        .tempdir_in(cache_dir())?;
     let lib = tmp.path().join("library");
     copy_dir(&source, &lib)?;
 
     let mut server = Command::new(&bin)
-        .args(["--library", lib.to_str().context("library path")?, "-q", "serve", "--addr", "127.0.0.1:0"])
+        .args([
+            "--library",
+            lib.to_str().context("library path")?,
+            "-q",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
@@ -163,13 +175,28 @@ fn main() -> Result<()> {
         )
     };
     // Warm-up: the encoder loads on the first dense query.
-    let warm = agent().get(&format!("{base}/api/query?q=warm%20up&k=10")).call()?;
-    ensure!(warm.status() == 200, "warm-up query failed: {}", warm.status());
+    let warm = agent()
+        .get(&format!("{base}/api/query?q=warm%20up&k=10"))
+        .call()?;
+    ensure!(
+        warm.status() == 200,
+        "warm-up query failed: {}",
+        warm.status()
+    );
     let title_words: Vec<String> = {
-        let mut a = agent().get(&format!("{base}/api/papers/{}", paper_id(0))).call()?;
+        let mut a = agent()
+            .get(&format!("{base}/api/papers/{}", paper_id(0)))
+            .call()?;
         let v: Value = serde_json::from_str(&a.body_mut().read_to_string()?)?;
-        let title = v["title"].as_str().context("paper 0 has no title")?.to_string();
-        title.split_whitespace().take(4).map(str::to_string).collect()
+        let title = v["title"]
+            .as_str()
+            .context("paper 0 has no title")?
+            .to_string();
+        title
+            .split_whitespace()
+            .take(4)
+            .map(str::to_string)
+            .collect()
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -181,18 +208,30 @@ fn main() -> Result<()> {
             let agent = agent();
             let words = title_words.clone();
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1) * 0x1000_0001);
-                let mut tallies: Vec<Tally> = (0..ENDPOINTS.len()).map(|_| Tally::default()).collect();
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((c as u64 + 1) * 0x1000_0001));
+                let mut tallies: Vec<Tally> =
+                    (0..ENDPOINTS.len()).map(|_| Tally::default()).collect();
                 let mut i = c;
                 while !stop.load(Ordering::Relaxed) {
-                    let which = if i % 10 == 9 { 4 } else { [0, 0, 1, 2, 3][i % 5] };
+                    let which = if i % 10 == 9 {
+                        4
+                    } else {
+                        [0, 0, 1, 2, 3][i % 5]
+                    };
                     i += 1;
                     let url = match which {
                         0 => format!("{base}/api/similar/{}?k=10", paper_id(rng.below(n))),
                         1 => format!("{base}/api/papers/{}", paper_id(rng.below(n))),
                         2 => format!("{base}/api/info"),
-                        3 => format!("{base}/api/query?mode=lexical&k=10&q={}", words[..1 + rng.below(words.len())].join("%20")),
-                        _ => format!("{base}/api/query?k=10&q={}%20{}", words[rng.below(words.len())], rng.below(1000)),
+                        3 => format!(
+                            "{base}/api/query?mode=lexical&k=10&q={}",
+                            words[..1 + rng.below(words.len())].join("%20")
+                        ),
+                        _ => format!(
+                            "{base}/api/query?k=10&q={}%20{}",
+                            words[rng.below(words.len())],
+                            rng.below(1000)
+                        ),
                     };
                     let t0 = Instant::now();
                     let result = agent.get(&url).call();
@@ -206,7 +245,9 @@ fn main() -> Result<()> {
                         Ok(mut r) => {
                             tally.errors += 1;
                             let body = r.body_mut().read_to_string().unwrap_or_default();
-                            tally.first_error.get_or_insert(format!("{url}: {} {body}", r.status()));
+                            tally
+                                .first_error
+                                .get_or_insert(format!("{url}: {} {body}", r.status()));
                         }
                         Err(e) => {
                             tally.errors += 1;
@@ -222,14 +263,28 @@ fn main() -> Result<()> {
     // One ingest by another process while the clients run: a digest of a few new papers.
     std::thread::sleep(INGEST_AFTER);
     let digest = tmp.path().join("hf_2026-12-04.txt");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/digests/hf/hf_2026-03-02.txt");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/digests/hf/hf_2026-03-02.txt");
     std::fs::copy(&fixture, &digest)?;
     let ingest_start = started.elapsed();
     let ingest = Command::new(&bin)
-        .args(["--library", lib.to_str().context("library path")?, "-q", "ingest", digest.to_str().context("digest")?, "--wait", "--format", "json"])
+        .args([
+            "--library",
+            lib.to_str().context("library path")?,
+            "-q",
+            "ingest",
+            digest.to_str().context("digest")?,
+            "--wait",
+            "--format",
+            "json",
+        ])
         .output()?;
     let ingest_end = started.elapsed();
-    ensure!(ingest.status.success(), "the concurrent ingest failed: {}", String::from_utf8_lossy(&ingest.stderr));
+    ensure!(
+        ingest.status.success(),
+        "the concurrent ingest failed: {}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
     let report: Value = serde_json::from_slice(&ingest.stdout)?;
 
     let rest = Duration::from_secs(SECONDS).saturating_sub(started.elapsed());
@@ -246,7 +301,13 @@ fn main() -> Result<()> {
         }
     }
     let wall = started.elapsed().as_secs_f64();
-    let info: Value = serde_json::from_str(&agent().get(&format!("{base}/api/info")).call()?.body_mut().read_to_string()?)?;
+    let info: Value = serde_json::from_str(
+        &agent()
+            .get(&format!("{base}/api/info"))
+            .call()?
+            .body_mut()
+            .read_to_string()?,
+    )?;
     // SAFETY: kill(2) on our own child, not yet waited for.
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let status = server.wait()?;
@@ -264,11 +325,19 @@ fn main() -> Result<()> {
         let (p50, p99) = if t.times.is_empty() {
             (f64::NAN, f64::NAN)
         } else {
-            (quantile(&t.times, 0.5).as_secs_f64() * 1e3, quantile(&t.times, 0.99).as_secs_f64() * 1e3)
+            (
+                quantile(&t.times, 0.5).as_secs_f64() * 1e3,
+                quantile(&t.times, 0.99).as_secs_f64() * 1e3,
+            )
         };
         total += t.times.len() + t.errors;
         errors += t.errors;
-        println!("| {} | {} | {p50:.1} | {p99:.1} | {} |", ENDPOINTS[i], t.times.len() + t.errors, t.errors);
+        println!(
+            "| {} | {} | {p50:.1} | {p99:.1} | {} |",
+            ENDPOINTS[i],
+            t.times.len() + t.errors,
+            t.errors
+        );
         if let Some(e) = &t.first_error {
             println!("|  first error: {e} | | | | |");
         }
@@ -287,6 +356,9 @@ fn main() -> Result<()> {
     let path = target_dir().join("bench-serve.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&out)?)?;
     println!("wrote {}", path.display());
-    ensure!(info["papers"].as_u64() > Some(n as u64), "the server did not pick up the ingest");
+    ensure!(
+        info["papers"].as_u64() > Some(n as u64),
+        "the server did not pick up the ingest"
+    );
     Ok(())
 }

@@ -76,7 +76,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 /// The page; opened as `/?token=...` (a server bound beyond loopback), it keeps the token in
 /// a cookie that only this site's requests carry, and that scripts cannot read.
-async fn page(RawQuery(query): RawQuery) -> Response {
+async fn page(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
     let mut response = asset("text/html; charset=utf-8", assets::HTML);
     let headers = response.headers_mut();
     headers.insert(
@@ -90,8 +90,9 @@ async fn page(RawQuery(query): RawQuery) -> Response {
         header::REFERRER_POLICY,
         header::HeaderValue::from_static("no-referrer"),
     );
-    if let Some(token) = query.as_deref().and_then(query_token) {
-        // The guard let the request in, so the token is the right one (or none is needed).
+    let needed = s.rules.token.is_some();
+    if let Some(token) = query.as_deref().and_then(query_token).filter(|_| needed) {
+        // The guard let the request in, so this is the server's token.
         if let Ok(v) = header::HeaderValue::from_str(&format!(
             "{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
         )) {

@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 
 use super::{Access, Config, LoadEmbedder};
 use crate::encode::Embedder;
-use crate::library::{Library, MANIFEST};
+use crate::library::{Library, ModelInfo, MANIFEST};
 use crate::{Error, Result};
 
 /// Who may ask what: the token (bound beyond loopback) and the Host names accepted.
@@ -37,7 +37,9 @@ pub struct Shared {
     current: ArcSwap<Opened>,
     /// Held by the one request that opens a new generation.
     reopening: Mutex<()>,
-    embedder: Mutex<Option<Arc<Embedder>>>,
+    /// The encoder, and the library model it was checked against (checking hashes the
+    /// model's files, so it is done once per model, not per request).
+    embedder: Mutex<Option<(Arc<Embedder>, ModelInfo)>>,
     load_embedder: LoadEmbedder,
     pub rules: Rules,
 }
@@ -117,17 +119,17 @@ impl Shared {
     /// The encoder of the library's model, loaded on first need and checked against `lib`.
     pub fn embedder(&self, lib: &Library) -> Result<Arc<Embedder>> {
         let mut slot = self.embedder.lock().unwrap_or_else(|e| e.into_inner());
-        let fits = |e: &Embedder| crate::pipeline::check_model(lib, e);
-        if let Some(e) = slot.as_ref() {
+        let recorded = &lib.manifest().model;
+        if let Some((e, checked)) = slot.as_ref() {
             // A re-embedded library (another model) needs another encoder.
-            if fits(e).is_ok() {
+            if checked == recorded {
                 return Ok(e.clone());
             }
         }
-        let loaded = (self.load_embedder)(&lib.manifest().model.id)?;
-        fits(&loaded)?;
+        let loaded = (self.load_embedder)(&recorded.id)?;
+        crate::pipeline::check_model(lib, &loaded)?;
         let loaded = Arc::new(loaded);
-        *slot = Some(loaded.clone());
+        *slot = Some((loaded.clone(), recorded.clone()));
         Ok(loaded)
     }
 
