@@ -9,7 +9,11 @@
 //! ```text
 //! PAPERSIM_SCALE_SIZES=100000 PAPERSIM_SCALE_DTYPES=f32 PAPERSIM_SCALE_RUNS=2 cargo bench --bench scale
 //! PAPERSIM_SERVE_PAPERS=100000 cargo bench --bench serve
+//! PAPERSIM_SERVE_GRAPH=stored PAPERSIM_SERVE_PAPERS=100000 cargo bench --bench serve
 //! ```
+//!
+//! With `PAPERSIM_SERVE_GRAPH=stored` the copy is given a stored HNSW graph first (`index
+//! rebuild --graph stored`, timed), which the server loads and searches.
 //!
 //! Each client keeps one connection (an agent) and cycles through the endpoints: `similar` of
 //! a random paper, `papers/{id}`, `info`, a lexical `query` of a title's words, and one dense
@@ -143,6 +147,31 @@ fn main() -> Result<()> {
         .tempdir_in(cache_dir())?;
     let lib = tmp.path().join("library");
     copy_dir(&source, &lib)?;
+    // PAPERSIM_SERVE_GRAPH=stored: the copy stores its HNSW graph, which the server then holds.
+    let graph = std::env::var("PAPERSIM_SERVE_GRAPH").unwrap_or_default() == "stored";
+    if graph {
+        let t0 = Instant::now();
+        let o = Command::new(&bin)
+            .args([
+                "--library",
+                lib.to_str().context("library path")?,
+                "-q",
+                "index",
+                "rebuild",
+                "--graph",
+                "stored",
+            ])
+            .output()?;
+        ensure!(
+            o.status.success(),
+            "index rebuild failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        eprintln!(
+            "stored the HNSW graph in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
 
     let mut server = Command::new(&bin)
         .args([
@@ -314,7 +343,14 @@ fn main() -> Result<()> {
 
     let (model, flags) = cpu();
     let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
-    println!("\n## papersim serve under load: {n} papers, {CLIENTS} clients, {wall:.0} s\n");
+    println!(
+        "\n## papersim serve under load: {n} papers, {CLIENTS} clients, {wall:.0} s, graph {}\n",
+        if graph {
+            "stored (held by the server)"
+        } else {
+            "not stored (exact scans)"
+        }
+    );
     println!("CPU: {model} ({cores} logical cores; flags: {flags})\n");
     println!("| endpoint | requests | p50 ms | p99 ms | errors |");
     println!("|---|---:|---:|---:|---:|");
