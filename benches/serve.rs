@@ -221,11 +221,18 @@ fn main() -> Result<()> {
             .as_str()
             .context("paper 0 has no title")?
             .to_string();
-        title
-            .split_whitespace()
+        // Words the lexical index holds (no stop words such as "The", which it refuses).
+        let words: Vec<String> = title
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.len() >= 4)
             .take(4)
             .map(str::to_string)
-            .collect()
+            .collect();
+        ensure!(
+            !words.is_empty(),
+            "paper 0's title {title:?} has no word to search for"
+        );
+        words
     };
 
     let stop = Arc::new(AtomicBool::new(false));
