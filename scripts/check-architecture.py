@@ -35,6 +35,9 @@ ALLOWED = {
     "fetch": {"error", "directory", "paper", "digest"},
     "rank": {"error", "library", "index", "paper", "encode"},
     "pipeline": {"error", "progress", "directory", "encode", "library", "index", "digest"},
+    "report": {"error", "library", "rank", "encode", "feedback", "digest", "paper"},
+    "serve": {"error", "library", "rank", "report", "encode", "pipeline", "feedback", "digest",
+              "directory", "progress", "paper", "index"},
 }
 # The files of rank/ that may import encode (the rest of rank ranks what it is given).
 ENCODE_IN_RANK = {"rank/explain.rs", "rank/mod.rs"}

@@ -39,6 +39,33 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     written
 }
 
+/// [`write_new`] for a secret (`papersim serve`'s token): the file is created readable and
+/// writable by its owner only (0600 on Unix) before a byte is written, and the directory is
+/// synced so that the name survives a crash.
+pub fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| Error::io(path, e))?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(path, e));
+    if written.is_err() {
+        // Created above by this call, so ours to remove.
+        let _ = fs::remove_file(path);
+        return written;
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = sync_dir(parent);
+    }
+    Ok(())
+}
+
 /// Removes `path` if it is a regular file — one of papersim's own names, left by a writer that
 /// was killed. Returns whether it removed one. Anything else at that name (a symlink, a
 /// directory, a device) is not papersim's: it is left alone and reported.

@@ -5,7 +5,8 @@
 //! [`index`]), and ranked for a paper, free text or a reader ([`rank`]). [`pipeline`]
 //! composes the stages where one step needs two of them (an ingest embeds what the library
 //! plans). The reader's likes, dislikes and seen papers are [`feedback`]'s; [`fetch`] brings
-//! new papers from arXiv and Hugging Face as digests. Shared leaves:
+//! new papers from arXiv and Hugging Face as digests. [`report`] holds the JSON documents the
+//! command line prints and [`serve`] answers over HTTP. Shared leaves:
 //! [`paper`] (a paper's identity), [`directory`] (durable writes and
 //! the lock), [`checksum`], [`progress`], [`error`].
 
@@ -22,6 +23,8 @@ pub mod paper;
 pub mod pipeline;
 pub mod progress;
 pub mod rank;
+pub mod report;
+pub mod serve;
 
 // What a Rust user of the crate needs, in one place: read digests, embed, keep a library,
 // rank. The modules stay public for the rest (model resolution, the indexes, the formats).

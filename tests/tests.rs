@@ -22,4 +22,6 @@ mod profile;
 mod reliability;
 mod safety;
 mod scale;
+mod serve;
+mod serve_browser;
 mod vector_dtype;

@@ -254,7 +254,7 @@ pub fn show(g: &Global, tag: Option<&str>, format: InfoFormat) -> Result<()> {
     }
     let dislikes = fb.dislikes();
     if format == InfoFormat::Json {
-        let v = json!({"log": log.path(), "likes": likes, "dislikes": dislikes, "seen": fb.seen_count()});
+        let v = papersim::report::profile(log.path(), &likes, &fb);
         say(&serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }

@@ -3,7 +3,6 @@
 use std::io::Write;
 
 use anyhow::Result;
-use serde_json::json;
 
 use super::output::printable;
 use super::{library_dir, Global, InfoFormat};
@@ -17,20 +16,7 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
     let mut out = stdout.lock();
     match format {
         InfoFormat::Json => {
-            let doc = json!({
-                "library": lib.root,
-                "format_version": m.format_version,
-                "generation": m.generation,
-                "segments": m.segments.len(),
-                "papers": m.papers,
-                "model": m.model,
-                "index": m.index,
-                "graph_stored": m.files.graph.is_some(),
-                "vector_dtype": m.vector_dtype,
-                "digests": m.digests,
-                "size_bytes": lib.size_on_disk,
-                "updated": m.updated,
-            });
+            let doc = papersim::report::info(&lib);
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         }

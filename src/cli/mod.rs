@@ -16,6 +16,7 @@ mod output;
 mod progress;
 mod query;
 mod recommend;
+mod serve;
 mod similar;
 mod triage;
 
@@ -188,6 +189,20 @@ enum Command {
         /// Like them under this tag [default: each entry's Zotero collections, else default].
         #[arg(long)]
         tag: Option<String>,
+    },
+    /// Serve the library: a web page and an HTTP API (docs/serve.md), until Ctrl-C.
+    Serve {
+        /// Where to listen. Beyond loopback every request needs the token stored in
+        /// <library>/serve-token (made on the first such start and shown once).
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        addr: std::net::SocketAddr,
+        /// The largest request body in bytes (1024 to 268435456): a digest to triage or ingest.
+        #[arg(long, default_value_t = 16 << 20)]
+        max_body: usize,
+        /// The longest a request may take, in seconds (1 to 3600); an ingest embeds its new
+        /// papers within it.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
     },
     /// Your stored profile: likes per tag and dislikes, with their dates.
     Profile {
@@ -363,6 +378,11 @@ pub fn run(args: Args) -> Result<()> {
         Command::Dislike { papers } => feedback::mark(g, Op::Dislike, papers, None),
         Command::Forget { papers, tag } => feedback::mark(g, Op::Forget, papers, tag.as_deref()),
         Command::Seen { papers } => feedback::mark(g, Op::Seen, papers, None),
+        Command::Serve {
+            addr,
+            max_body,
+            timeout,
+        } => serve::serve(g, *addr, *max_body, *timeout),
         Command::Import { file, tag } => import::import(g, file, tag.as_deref()),
         Command::Profile {
             action:

@@ -4,38 +4,8 @@
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 
-use serde::Serialize;
-
-/// One result row, whatever produced it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ResultRow {
-    pub rank: usize,
-    pub id: String,
-    pub title: String,
-    pub score: f32,
-    pub date: Option<String>,
-    pub digests: Vec<String>,
-    pub url: Option<String>,
-    /// Triage and recommend: the liked paper this one is closest to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub closest_like: Option<Closest>,
-    /// With --explain: the abstract's sentence that best matches.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub explanation: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Closest {
-    pub id: String,
-    pub title: String,
-}
-
-/// The JSON document every ranking command prints with `--format json`.
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub query: serde_json::Value,
-    pub results: Vec<ResultRow>,
-}
+// The JSON documents are the library's (`papersim::report`), shared with `papersim serve`.
+pub use papersim::report::{library_rows, ExplainTarget, Report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -199,50 +169,4 @@ pub fn print_report(
             Ok(())
         }
     }
-}
-
-/// The vector a ranked paper's sentences are explained against.
-pub type ExplainTarget<'a> = &'a dyn Fn(&papersim::rank::Ranked) -> Vec<f32>;
-
-/// Result rows for ranked library papers; with `explain_with` (an encoder and the vector each
-/// row was ranked against), the abstract sentence that best matches.
-pub fn library_rows(
-    lib: &papersim::library::Library,
-    ranked: &[papersim::rank::Ranked],
-    explain_with: Option<(&papersim::Embedder, ExplainTarget<'_>)>,
-) -> papersim::Result<Vec<ResultRow>> {
-    ranked
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let p = lib.paper(r.row)?;
-            Ok(ResultRow {
-                rank: i + 1,
-                id: p.id.clone(),
-                title: p.title.clone(),
-                score: r.score,
-                date: p.first_seen().map(str::to_string),
-                digests: p.seen_in.iter().map(|s| s.digest.clone()).collect(),
-                url: p.url.clone(),
-                closest_like: match r.closest_like {
-                    Some(c) => {
-                        let liked = lib.paper(c)?;
-                        Some(Closest {
-                            id: liked.id.clone(),
-                            title: liked.title.clone(),
-                        })
-                    }
-                    None => None,
-                },
-                explanation: match explain_with {
-                    Some((embedder, target)) => Some(papersim::rank::best_sentence(
-                        embedder,
-                        &p.abstract_text,
-                        &target(r),
-                    )?),
-                    None => None,
-                },
-            })
-        })
-        .collect()
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use serde_json::json;
 
 use super::feedback::Reader;
-use super::output::{Closest, Report, ResultRow};
+use super::output::Report;
 use super::recommend::ids;
 use super::{
     announce, library_dir, library_embedder, load_embedder, note, open_library, parse_opts, print,
@@ -129,31 +129,22 @@ pub fn triage(
     let mut rows = Vec::new();
     for (rank_i, t) in scored.iter().take(opts.k).enumerate() {
         let (d, p) = papers[t.index];
-        let liked = lib.paper(t.closest_like)?;
-        rows.push(ResultRow {
-            rank: rank_i + 1,
-            id: p.id(),
-            title: p.title.clone(),
-            score: t.score,
-            date: p.date.clone().or_else(|| d.date.map(|x| x.to_string())),
-            digests: vec![Path::new(&d.source)
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default()],
-            url: p.url.clone(),
-            closest_like: Some(Closest {
-                id: liked.id.clone(),
-                title: liked.title.clone(),
-            }),
-            explanation: match embedder.as_ref().filter(|_| rank.explain) {
-                Some(embedder) => Some(rank::best_sentence(
-                    embedder,
-                    &p.abstract_text,
-                    &lib.vector(t.closest_like),
-                )?),
-                None => None,
-            },
-        });
+        let explanation = match embedder.as_ref().filter(|_| rank.explain) {
+            Some(embedder) => Some(rank::best_sentence(
+                embedder,
+                &p.abstract_text,
+                &lib.vector(t.closest_like),
+            )?),
+            None => None,
+        };
+        rows.push(papersim::report::triage_row(
+            &lib,
+            rank_i + 1,
+            d,
+            p,
+            t,
+            explanation,
+        )?);
     }
     let report = Report {
         query: json!({"kind": "triage", "digest": digest_path, "papers": all.len(), "hidden_as_seen": hidden, "like": ids(&lib, &like_rows)?, "unlike": ids(&lib, &unlike_rows)?, "profile": source}),

@@ -809,6 +809,13 @@ impl Library {
         Ok(self.graph.get_or_init(|| loaded))
     }
 
+    /// Loads the HNSW graph now (or builds it, for a library that does not store one), so that
+    /// [`Library::search`] in [`SearchMode::Auto`] uses it from then on: for a long-lived
+    /// process (`papersim serve`) whose many searches repay the load.
+    pub fn hold_graph(&self) -> Result<()> {
+        self.hnsw().map(|_| ())
+    }
+
     /// The k nearest papers to a unit-norm query.
     pub fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<Hit>> {
         let use_hnsw = match mode {
