@@ -17,6 +17,7 @@ mod fuzz_regressions;
 mod lexical;
 mod library;
 mod model;
+mod mpnet;
 mod profile;
 mod reliability;
 mod safety;

@@ -516,8 +516,19 @@ mod tests {
         let m = known_model(DEFAULT_MODEL).expect("default model is known");
         assert_eq!(known_model("all-MiniLM-L6-v2").unwrap().id, m.id);
         assert!(!m.fallbacks.is_empty());
-        let crate::encode::known::Fallback::PypiWheel { sha256, .. } = &m.fallbacks[0];
+        let crate::encode::known::Fallback::PypiWheel { sha256, .. } = &m.fallbacks[0] else {
+            panic!("the default model comes as one wheel");
+        };
         assert_eq!(sha256.len(), 64);
+        let mpnet = known_model("all-mpnet-base-v2").expect("MPNet is known by its alias");
+        assert_eq!(mpnet.id, "sentence-transformers/all-mpnet-base-v2");
+        let crate::encode::known::Fallback::PypiSplitZip { parts, sha256, .. } =
+            &mpnet.fallbacks[0]
+        else {
+            panic!("MPNet comes as a split zip");
+        };
+        assert_eq!(parts.len(), 5);
+        assert!(parts.iter().all(|p| p.sha256.len() == 64) && sha256.len() == 64);
     }
 
     #[test]
