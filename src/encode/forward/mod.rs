@@ -16,6 +16,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::encode::config::Architecture;
 use crate::encode::model::ModelFiles;
 use crate::{Error, Result};
 
@@ -140,6 +141,13 @@ pub fn load(
                 .map(std::sync::Arc::new);
             let weights = cpu::Weights::new(vb, file.as_deref());
             Box::new(CpuBert::load(weights, file.clone(), &files.config).map_err(wrap)?)
+        }
+        Backend::Upstream if files.config.architecture == Architecture::Mpnet => {
+            return Err(Error::InvalidInput(
+                "the upstream backend (candle-transformers' BertModel) runs BERT models only; \
+                 MPNet runs on the papersim and cpu-fast backends"
+                    .into(),
+            ))
         }
         Backend::Upstream => {
             let config = upstream::read_config(&files.dir.join("config.json"))?;
