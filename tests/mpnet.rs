@@ -293,3 +293,9 @@ fn mpnet_candle_path_parity_with_sentence_transformers() {
     assert_eq!(candle_mpnet().backend(), Backend::Papersim);
     assert_mpnet_parity(candle_mpnet());
 }
+
+#[test]
+fn mpnet_fast_cpu_path_parity_with_sentence_transformers() {
+    assert_eq!(fast_mpnet().backend(), Backend::CpuFast);
+    assert_mpnet_parity(fast_mpnet());
+}
