@@ -299,3 +299,71 @@ fn mpnet_fast_cpu_path_parity_with_sentence_transformers() {
     assert_eq!(fast_mpnet().backend(), Backend::CpuFast);
     assert_mpnet_parity(fast_mpnet());
 }
+
+/// A library embedded with MiniLM refuses a query embedded with MPNet, naming both models and
+/// the way out, and stays as it was; `index rebuild --reembed --model` switches it to MPNet,
+/// after which MPNet queries are served (by default too: the library's model is MPNet now)
+/// and MiniLM ones are refused in their turn.
+#[test]
+fn a_library_refuses_queries_of_another_model_until_it_is_reembedded() {
+    use crate::reliability::{library_copy, os, refused, run};
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = library_copy(tmp.path());
+    let query = "diffusion distillation for one-step image generation";
+    refused(
+        &lib,
+        &[os("query"), os(query), os("--model"), os(MPNET)],
+        &[
+            "was embedded with model `sentence-transformers/all-MiniLM-L6-v2` (dimension 384",
+            "but the model in use is `sentence-transformers/all-mpnet-base-v2` (dimension 768",
+            "papersim index rebuild --reembed --model sentence-transformers/all-mpnet-base-v2",
+        ],
+    );
+
+    let out = run(
+        &lib,
+        &[
+            os("index"),
+            os("rebuild"),
+            os("--reembed"),
+            os("--model"),
+            os("all-mpnet-base-v2"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(lib.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["model"]["id"], MPNET);
+    assert_eq!(manifest["model"]["dim"], 768);
+
+    for args in [
+        vec![os("query"), os(query), os("--format"), os("json")],
+        vec![
+            os("query"),
+            os(query),
+            os("--format"),
+            os("json"),
+            os("--model"),
+            os(MPNET),
+        ],
+    ] {
+        let out = run(&lib, &args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+        let ids = common::result_ids(&json);
+        assert!(!ids.is_empty(), "{args:?}: no results");
+    }
+    refused(
+        &lib,
+        &[
+            os("query"),
+            os(query),
+            os("--model"),
+            os(model::DEFAULT_MODEL),
+        ],
+        &[
+            "was embedded with model `sentence-transformers/all-mpnet-base-v2` (dimension 768",
+            "papersim index rebuild --reembed --model sentence-transformers/all-MiniLM-L6-v2",
+        ],
+    );
+}
