@@ -367,3 +367,112 @@ fn a_library_refuses_queries_of_another_model_until_it_is_reembedded() {
         ],
     );
 }
+
+/// A BGE/E5-style model — CLS pooling (`1_Pooling/config.json`), a query and a document prompt
+/// (`config_sentence_transformers.json`) — built from the test model's weights: papers are
+/// embedded after the document prompt (through the binary), queries after the query prompt,
+/// each matching sentence-transformers' `encode_document` and `encode_query`
+/// (scripts/make_prompt_reference.py).
+#[test]
+fn prompts_and_cls_pooling_come_from_the_models_own_files() {
+    let reference: serde_json::Value = serde_json::from_slice(
+        &fs::read(common::fixture("prompted-cls.sentence-transformers.json")).unwrap(),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("prompted");
+    let from = &common::embedder().files().dir;
+    fs::create_dir_all(dir.join("1_Pooling")).unwrap();
+    for f in model::MODEL_FILES {
+        fs::copy(from.join(f), dir.join(f)).unwrap();
+    }
+    fs::write(
+        dir.join("1_Pooling/config.json"),
+        r#"{"word_embedding_dimension": 384, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#,
+    )
+    .unwrap();
+    fs::write(
+        dir.join("config_sentence_transformers.json"),
+        serde_json::json!({"prompts": {
+            "query": reference["query_prompt"],
+            "document": reference["document_prompt"],
+        }, "default_prompt_name": null})
+        .to_string(),
+    )
+    .unwrap();
+    let texts: Vec<&str> = reference["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let vectors = |key: &str| -> Vec<Vec<f32>> {
+        reference[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+                    .collect()
+            })
+            .collect()
+    };
+    let (want_query, want_document) = (vectors("query"), vectors("document"));
+
+    let embedder = Embedder::new(
+        &EmbedderConfig {
+            model: dir.to_str().unwrap().into(),
+            device: DeviceRequest::Cpu,
+            ..EmbedderConfig::default()
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        embedder.files().pooling,
+        papersim::encode::pooling::Pooling::Cls
+    );
+    let queries = embedder.embed_queries(&texts).unwrap();
+    let plain = common::embedder().embed(&texts).unwrap();
+    for (i, want) in want_query.iter().enumerate() {
+        let c = common::cosine(queries.row(i), want);
+        assert!(c >= 0.9999, "query {i}: cosine {c}");
+        assert!(
+            common::cosine(plain.row(i), want) < 0.999,
+            "query {i}: the prompt and pooling must make a difference for this test to mean anything"
+        );
+    }
+
+    // Papers, through the binary.
+    let lines = tmp.path().join("texts.txt");
+    fs::write(&lines, format!("{}\n{}\n", texts[0], texts[1])).unwrap();
+    let out = common::papersim()
+        .current_dir(tmp.path())
+        .args([
+            "embed", "--lines", "--format", "jsonl", "--quiet", "--model",
+        ])
+        .arg(&dir)
+        .arg(&lines)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = common::stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for (i, row) in rows.iter().enumerate() {
+        let got: Vec<f32> = row["embedding"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{row}"))
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        let c = common::cosine(&got, &want_document[i]);
+        assert!(c >= 0.9999, "document {i}: cosine {c}");
+        assert!(common::cosine(&got, &want_query[i]) < 0.999, "document {i}");
+    }
+}

@@ -17,7 +17,7 @@ pub fn query(g: &Global, text: &str, rank: &RankArgs) -> Result<()> {
     // Lexical ranking needs no model (unless sentences are to be explained).
     let embedded = if mode.uses_dense() || rank.explain {
         let embedder = library_embedder(g, &lib, &progress::Bar::new(g.quiet))?;
-        let vector = embedder.embed(&[text])?;
+        let vector = embedder.embed_queries(&[text])?;
         Some((embedder, vector))
     } else {
         None
