@@ -476,3 +476,98 @@ fn prompts_and_cls_pooling_come_from_the_models_own_files() {
         assert!(common::cosine(&got, &want_query[i]) < 0.999, "document {i}");
     }
 }
+
+/// `--prf K` (pseudo-relevance feedback) on `similar` and `query`: the expanded query still
+/// ranks real papers (never the seed paper itself), bounds are refused with the reason, and
+/// lexical mode, which has no vector to move, refuses it rather than ignoring it.
+#[test]
+fn pseudo_relevance_feedback_is_an_option_of_similar_and_query() {
+    use crate::reliability::{library_copy, os, refused, run};
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = library_copy(tmp.path());
+    let ids = |args: &[&std::ffi::OsStr]| -> Vec<String> {
+        let out = run(&lib, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+        common::result_ids(&json)
+    };
+    let plain = ids(&[
+        os("similar"),
+        os(common::DMD),
+        os("--mode"),
+        os("dense"),
+        os("--format"),
+        os("json"),
+    ]);
+    let expanded = ids(&[
+        os("similar"),
+        os(common::DMD),
+        os("--mode"),
+        os("dense"),
+        os("--prf"),
+        os("3"),
+        os("--prf-weight"),
+        os("4"),
+        os("--format"),
+        os("json"),
+    ]);
+    assert_eq!(expanded.len(), plain.len());
+    let seed = ids(&[
+        os("query"),
+        os(common::DMD),
+        os("--mode"),
+        os("lexical"),
+        os("--format"),
+        os("json"),
+        os("-k"),
+        os("1"),
+    ]);
+    assert!(
+        !expanded.contains(&seed[0]),
+        "the paper itself is not its own neighbour"
+    );
+    let q = ids(&[
+        os("query"),
+        os("diffusion distillation"),
+        os("--prf"),
+        os("5"),
+        os("--format"),
+        os("json"),
+    ]);
+    assert!(!q.is_empty());
+
+    refused(
+        &lib,
+        &[os("query"), os("diffusion"), os("--prf"), os("0")],
+        &["--prf 0", "1 to 50"],
+    );
+    refused(
+        &lib,
+        &[os("similar"), os(common::DMD), os("--prf"), os("51")],
+        &["--prf 51", "1 to 50"],
+    );
+    refused(
+        &lib,
+        &[
+            os("query"),
+            os("diffusion"),
+            os("--prf"),
+            os("3"),
+            os("--prf-weight"),
+            os("9"),
+        ],
+        &["--prf-weight 9", "0 to 4"],
+    );
+    refused(
+        &lib,
+        &[
+            os("query"),
+            os("diffusion"),
+            os("--prf"),
+            os("3"),
+            os("--mode"),
+            os("lexical"),
+        ],
+        &["--prf", "--mode lexical"],
+    );
+}
