@@ -1,4 +1,6 @@
-//! A CPU-only BERT forward pass on plain `f32` buffers.
+//! A CPU-only BERT forward pass on plain `f32` buffers; it runs MPNet too (BERT's layers under
+//! other weight names, a relative position bias added to the scaled attention scores, positions
+//! from `pad_token_id + 1`, no token types).
 //!
 //! Boundary: [`CpuBert::load`] copies the weights once, straight out of the mapped safetensors
 //! file (through a candle `VarBuilder` for tensors that are not f32), matrix weights transposed

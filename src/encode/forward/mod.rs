@@ -1,4 +1,4 @@
-//! The BERT forward pass: token ids in, contextual token states out, behind one small
+//! The BERT and MPNet forward pass: token ids in, contextual token states out, behind one small
 //! interface ([`Forward`]) with one file per implementation:
 //!
 //! - [`candle`]: papersim's own forward over candle tensors (fused Q/K/V, a mask that is safe
