@@ -231,6 +231,45 @@ mod tests {
     }
 
     #[test]
+    fn mpnet_is_read_with_its_buckets_and_they_are_bounded() {
+        let (_dir, path) = config("");
+        assert_eq!(
+            BertConfig::read(&path).unwrap().architecture,
+            Architecture::Bert
+        );
+        let mpnet = |extra: &str| {
+            std::fs::write(
+                &path,
+                format!(
+                    r#"{{"model_type":"mpnet","vocab_size":10,"hidden_size":8,"num_hidden_layers":1,
+                    "num_attention_heads":2,"intermediate_size":16,"max_position_embeddings":4{extra}}}"#
+                ),
+            )
+            .unwrap();
+            BertConfig::read(&path)
+        };
+        let c = mpnet("").unwrap();
+        assert_eq!(c.architecture, Architecture::Mpnet);
+        assert_eq!(
+            c.relative_attention_num_buckets, 32,
+            "transformers' default"
+        );
+        assert_eq!(
+            mpnet(r#","relative_attention_num_buckets":64"#)
+                .unwrap()
+                .relative_attention_num_buckets,
+            64
+        );
+        let msg = mpnet(r#","relative_attention_num_buckets":0"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("config.json") && msg.contains("relative_attention_num_buckets 0"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn another_architecture_is_reported_before_its_settings() {
         let (_dir, path) = config(r#","hidden_act":"relu","architectures":["GPT2LMHeadModel"]"#);
         std::fs::write(
