@@ -25,7 +25,7 @@ pub enum Error {
     ModelNotFound { model: String, tried: Vec<String> },
 
     /// The model's architecture is not one papersim can run.
-    #[error("model {path}: unsupported architecture `{architecture}` (papersim runs BERT-family encoders)")]
+    #[error("model {path}: unsupported architecture `{architecture}` (papersim runs BERT and MPNet encoders)")]
     UnsupportedModel { path: PathBuf, architecture: String },
 
     /// Downloading or unpacking a model package failed.

@@ -18,6 +18,7 @@ mod fuzz_regressions;
 mod lexical;
 mod library;
 mod model;
+mod mpnet;
 mod profile;
 mod reliability;
 mod safety;

@@ -88,6 +88,40 @@ pub struct RankArgs {
     pub format: Format,
 }
 
+/// Pseudo-relevance feedback (`similar`, `query`).
+#[derive(ClapArgs, Debug, Clone)]
+pub struct FeedbackArgs {
+    /// Pseudo-relevance feedback: move the dense query vector towards the mean of its K
+    /// nearest papers before ranking (Rocchio; 1 to 50). Off by default (see README,
+    /// "Choosing a model").
+    #[arg(long, value_name = "K")]
+    pub prf: Option<usize>,
+    /// Weight of the K papers' mean against the query (0 to 4).
+    #[arg(long, value_name = "W", requires = "prf", default_value_t = 0.5)]
+    pub prf_weight: f32,
+}
+
+impl FeedbackArgs {
+    /// The feedback to rank with, checked; refused in lexical mode, which has no vector to move.
+    pub fn feedback(&self, mode: ModeArg) -> Result<Option<papersim::rank::Feedback>> {
+        let Some(papers) = self.prf else {
+            return Ok(None);
+        };
+        if matches!(mode, ModeArg::Lexical) {
+            anyhow::bail!(
+                "--prf moves the dense query vector, and --mode lexical uses none: use --mode \
+                 dense or hybrid"
+            );
+        }
+        let feedback = papersim::rank::Feedback {
+            papers,
+            weight: self.prf_weight,
+        };
+        papersim::rank::feedback::validate(&feedback)?;
+        Ok(Some(feedback))
+    }
+}
+
 /// The reader's liked and disliked papers (`recommend`, `triage`).
 #[derive(ClapArgs, Debug, Clone)]
 pub struct ProfileArgs {
@@ -157,6 +191,7 @@ pub fn rank_options(rank: &RankArgs) -> Result<RankOptions> {
         exclude: rank.exclude.clone(),
         categories: rank.category.clone(),
         interests: Vec::new(),
+        feedback: None,
     };
     opts.validate()?;
     Ok(opts)

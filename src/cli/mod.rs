@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use args::{EmbedFormat, Global, InfoFormat, ProfileArgs, RankArgs};
+use args::{EmbedFormat, FeedbackArgs, Global, InfoFormat, ProfileArgs, RankArgs};
 pub use output::printable_lines;
 use output::{Format, Report};
 use papersim::digest::{self, InputFormat, ParseOptions};
@@ -119,6 +119,8 @@ enum Command {
         paper: String,
         #[command(flatten)]
         rank: RankArgs,
+        #[command(flatten)]
+        feedback: FeedbackArgs,
     },
     /// Papers matching free text.
     Query {
@@ -126,6 +128,8 @@ enum Command {
         text: Vec<String>,
         #[command(flatten)]
         rank: RankArgs,
+        #[command(flatten)]
+        feedback: FeedbackArgs,
     },
     /// Papers for a reader's liked (and disliked) papers.
     Recommend {
@@ -351,8 +355,16 @@ pub fn run(args: Args) -> Result<()> {
             };
             index::rebuild(g, change, *reembed, *wait)
         }
-        Command::Similar { paper, rank } => similar::similar(g, paper, rank),
-        Command::Query { text, rank } => query::query(g, &text.join(" "), rank),
+        Command::Similar {
+            paper,
+            rank,
+            feedback,
+        } => similar::similar(g, paper, rank, feedback),
+        Command::Query {
+            text,
+            rank,
+            feedback,
+        } => query::query(g, &text.join(" "), rank, feedback),
         Command::Recommend { reader, rank } => recommend::recommend(g, reader, rank),
         Command::Triage {
             digest,

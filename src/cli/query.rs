@@ -4,11 +4,12 @@ use anyhow::{bail, Result};
 use serde_json::json;
 
 use super::output::{library_rows, ExplainTarget, Report};
-use super::{library_embedder, open_library, print, progress, Global, RankArgs};
+use super::{library_embedder, open_library, print, progress, FeedbackArgs, Global, RankArgs};
 use papersim::rank::{self, Ranked, Retrieval};
 
-pub fn query(g: &Global, text: &str, rank: &RankArgs) -> Result<()> {
-    let opts = super::args::rank_options(rank)?;
+pub fn query(g: &Global, text: &str, rank: &RankArgs, feedback: &FeedbackArgs) -> Result<()> {
+    let mut opts = super::args::rank_options(rank)?;
+    opts.feedback = feedback.feedback(rank.mode)?;
     if text.trim().is_empty() {
         bail!("the query is empty: give some words to search for");
     }
@@ -17,7 +18,7 @@ pub fn query(g: &Global, text: &str, rank: &RankArgs) -> Result<()> {
     // Lexical ranking needs no model (unless sentences are to be explained).
     let embedded = if mode.uses_dense() || rank.explain {
         let embedder = library_embedder(g, &lib, &progress::Bar::new(g.quiet))?;
-        let vector = embedder.embed(&[text])?;
+        let vector = embedder.embed_queries(&[text])?;
         Some((embedder, vector))
     } else {
         None

@@ -4,11 +4,12 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::output::{library_rows, ExplainTarget, Report};
-use super::{library_embedder, open_library, print, progress, Global, RankArgs};
+use super::{library_embedder, open_library, print, progress, FeedbackArgs, Global, RankArgs};
 use papersim::rank::{self, Ranked};
 
-pub fn similar(g: &Global, paper: &str, rank: &RankArgs) -> Result<()> {
-    let opts = super::args::rank_options(rank)?;
+pub fn similar(g: &Global, paper: &str, rank: &RankArgs, feedback: &FeedbackArgs) -> Result<()> {
+    let mut opts = super::args::rank_options(rank)?;
+    opts.feedback = feedback.feedback(rank.mode)?;
     let lib = open_library(g)?;
     let row = lib.resolve(paper)?;
     let ranked = rank::similar(&lib, row, &opts, rank.mode.into())?;

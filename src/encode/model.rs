@@ -130,6 +130,57 @@ pub struct ModelFiles {
     pub pooling: Pooling,
     /// Whether the model's pipeline ends in a Normalize module (`modules.json`).
     pub normalize: bool,
+    /// The texts put before queries and before papers (`config_sentence_transformers.json`).
+    pub prompts: Prompts,
+}
+
+/// The instructions an asymmetric model (BGE, E5, ...) expects before a text, from the
+/// `prompts` of `config_sentence_transformers.json`, as sentence-transformers' `encode_query`
+/// and `encode_document` choose them: `query` for queries; `document`, `passage` or `corpus`
+/// for papers; else the `default_prompt_name`'s prompt; else nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prompts {
+    pub query: String,
+    pub document: String,
+}
+
+#[derive(Deserialize, Default)]
+struct StModelConfig {
+    #[serde(default)]
+    prompts: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    default_prompt_name: Option<String>,
+}
+
+impl Prompts {
+    /// Reads the prompts of `config_sentence_transformers.json` at `path` (none when absent).
+    fn read(path: &Path) -> Result<Prompts> {
+        if !path.is_file() {
+            return Ok(Prompts::default());
+        }
+        let config: StModelConfig = read_json(path)?;
+        let default = match &config.default_prompt_name {
+            Some(name) => config
+                .prompts
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::ModelFile {
+                    path: path.to_path_buf(),
+                    reason: format!("default_prompt_name `{name}` is not one of its prompts"),
+                })?,
+            None => String::new(),
+        };
+        let first = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| config.prompts.get(*n).cloned())
+                .unwrap_or_else(|| default.clone())
+        };
+        Ok(Prompts {
+            query: first(&["query"]),
+            document: first(&["document", "passage", "corpus"]),
+        })
+    }
 }
 
 impl ModelFiles {
@@ -172,6 +223,11 @@ impl ModelFiles {
             "max_seq_length",
             &(self.max_seq_length as u64).to_le_bytes(),
         );
+        // Papers' vectors depend on their prompt; only a model with one hashes it, so that the
+        // fingerprints of models without (every library written before prompts) stay as they were.
+        if !self.prompts.document.is_empty() {
+            part("document prompt", self.prompts.document.as_bytes());
+        }
         Ok(hex(&hasher.finalize()))
     }
 
@@ -310,6 +366,8 @@ pub fn load_dir(id: &str, dir: &Path, origin: &str) -> Result<ModelFiles> {
         Pooling::Mean
     };
 
+    let prompts = Prompts::read(&dir.join("config_sentence_transformers.json"))?;
+
     Ok(ModelFiles {
         id: id.to_string(),
         dir: dir.to_path_buf(),
@@ -320,6 +378,7 @@ pub fn load_dir(id: &str, dir: &Path, origin: &str) -> Result<ModelFiles> {
         max_seq_length,
         pooling,
         normalize,
+        prompts,
     })
 }
 
@@ -516,8 +575,19 @@ mod tests {
         let m = known_model(DEFAULT_MODEL).expect("default model is known");
         assert_eq!(known_model("all-MiniLM-L6-v2").unwrap().id, m.id);
         assert!(!m.fallbacks.is_empty());
-        let crate::encode::known::Fallback::PypiWheel { sha256, .. } = &m.fallbacks[0];
+        let crate::encode::known::Fallback::PypiWheel { sha256, .. } = &m.fallbacks[0] else {
+            panic!("the default model comes as one wheel");
+        };
         assert_eq!(sha256.len(), 64);
+        let mpnet = known_model("all-mpnet-base-v2").expect("MPNet is known by its alias");
+        assert_eq!(mpnet.id, "sentence-transformers/all-mpnet-base-v2");
+        let crate::encode::known::Fallback::PypiSplitZip { parts, sha256, .. } =
+            &mpnet.fallbacks[0]
+        else {
+            panic!("MPNet comes as a split zip");
+        };
+        assert_eq!(parts.len(), 5);
+        assert!(parts.iter().all(|p| p.sha256.len() == 64) && sha256.len() == 64);
     }
 
     #[test]

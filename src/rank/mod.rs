@@ -12,7 +12,8 @@
 //!    reader rankings the per-interest round-robin.
 //!
 //! `--explain` sentences are scored here too ([`explain`]), the reader's filters and recency
-//! applied ([`filters`]), and a profile measured by leave-one-out ([`eval`]).
+//! applied ([`filters`]), a profile measured by leave-one-out ([`eval`]), and a query vector
+//! expanded by pseudo-relevance feedback ([`feedback`]).
 //!
 //! May import: `crate::library`, `crate::index`, `crate::paper`, `crate::error`, and
 //! `crate::encode` for [`explain`] alone (it embeds an abstract's sentences). Never
@@ -21,6 +22,7 @@
 pub mod candidates;
 pub mod eval;
 pub mod explain;
+pub mod feedback;
 pub mod filters;
 pub mod finish;
 pub mod fusion;
@@ -34,6 +36,7 @@ use crate::library::SearchMode;
 use crate::{Error, Result};
 
 pub use explain::{best_sentence, sentences};
+pub use feedback::{expand, FEEDBACK_WEIGHT_RANGE, MAX_FEEDBACK_PAPERS};
 pub use filters::HALF_LIFE_DAYS;
 pub use finish::mmr;
 pub use fusion::{Fusion, Retrieval, PAPER_FUSION, TEXT_FUSION};
@@ -77,6 +80,17 @@ pub struct RankOptions {
     /// Reader rankings: per liked paper, in the order given, the interest (a tag) it belongs
     /// to; the round-robin interleaves interests. Empty: each liked paper is an interest.
     pub interests: Vec<usize>,
+    /// Pseudo-relevance feedback for `query` and `similar` ([`feedback::expand`]): the dense
+    /// query vector moved towards its nearest papers before ranking. `None`: off.
+    pub feedback: Option<Feedback>,
+}
+
+/// How much pseudo-relevance feedback to apply: the `papers` nearest to the query, with the
+/// mean of their vectors added at `weight` ([`feedback::expand`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Feedback {
+    pub papers: usize,
+    pub weight: f32,
 }
 
 impl RankOptions {
@@ -151,6 +165,7 @@ impl Default for RankOptions {
             exclude: Vec::new(),
             categories: Vec::new(),
             interests: Vec::new(),
+            feedback: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `query`: papers matching free text.
 
 use super::candidates::{count, gather};
+use super::feedback::expand;
 use super::finish::finish;
 use super::{RankOptions, Ranked, Retrieval};
 use crate::library::Library;
@@ -21,6 +22,13 @@ pub fn query(
             "no word of `{text}` occurs in the library's papers (common words and single letters are not indexed)"
         )));
     }
+    let expanded = match (opts.feedback, vector) {
+        (Some(f), Some(v)) if retrieval.uses_dense() => {
+            Some(expand(lib, v, f.papers, f.weight, &[])?)
+        }
+        _ => None,
+    };
+    let vector = expanded.as_deref().or(vector);
     let c = gather(lib, text, vector, opts, retrieval, count(lib, opts, 0))?;
     let ranked = c.fused(retrieval, true);
     finish(lib, ranked, opts)

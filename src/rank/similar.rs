@@ -1,6 +1,7 @@
 //! `similar`: papers like a paper of the library.
 
 use super::candidates::{count, gather};
+use super::feedback::expand;
 use super::finish::finish;
 use super::{RankOptions, Ranked, Retrieval, DUPLICATE_COSINE};
 use crate::index::dot;
@@ -20,10 +21,15 @@ pub fn similar(
     let seed = &lib.vector(row);
     let seed_title = normalize_title(&lib.paper(row)?.title);
     let want = count(lib, opts, 10);
+    // Feedback moves the search vector only; duplicates are still judged against the paper.
+    let expanded = match opts.feedback {
+        Some(f) if retrieval.uses_dense() => Some(expand(lib, seed, f.papers, f.weight, &[row])?),
+        _ => None,
+    };
     let c = gather(
         lib,
         &lib.lexical_text(row)?,
-        Some(seed),
+        Some(expanded.as_deref().unwrap_or(seed)),
         opts,
         retrieval,
         want,

@@ -1,4 +1,6 @@
-//! A CPU-only BERT forward pass on plain `f32` buffers.
+//! A CPU-only BERT forward pass on plain `f32` buffers; it runs MPNet too (BERT's layers under
+//! other weight names, a relative position bias added to the scaled attention scores, positions
+//! from `pad_token_id + 1`, no token types).
 //!
 //! Boundary: [`CpuBert::load`] copies the weights once, straight out of the mapped safetensors
 //! file (through a candle `VarBuilder` for tensors that are not f32), matrix weights transposed
@@ -35,8 +37,8 @@ use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
 use super::stages::{FfnLabels, StageTimes};
-use super::{Backend, Forward};
-use crate::encode::config::{Activation, BertConfig};
+use super::{relative_bucket, Backend, Forward};
+use crate::encode::config::{Activation, Architecture, BertConfig};
 use crate::{Error, Result};
 
 /// A dense layer: `y = x · w + b` with `w` stored `[inputs, outputs]` row-major.
@@ -75,7 +77,13 @@ pub struct CpuBert {
     type_vocab: usize,
     word: WordTable,
     position: Vec<f32>,
-    token_type: Vec<f32>,
+    /// BERT's token type table; MPNet has none.
+    token_type: Option<Vec<f32>>,
+    /// The position id of the first token: 0 for BERT, `pad_token_id + 1` for MPNet.
+    first_position: usize,
+    /// MPNet's relative position bias by head and distance: `[heads, 2·max_positions − 1]`,
+    /// entry `max_positions − 1 + (key − query)`, so attention looks it up without bucketing.
+    relative: Option<Vec<f32>>,
     embed_norm: Norm,
     layers: Vec<Layer>,
 }
@@ -229,9 +237,9 @@ impl Dense {
         })
     }
 
-    /// Q, K and V as one layer with outputs [q | k | v].
-    fn load_qkv(vb: &Weights, hidden: usize) -> candle_core::Result<Self> {
-        let parts = ["query", "key", "value"]
+    /// Q, K and V (weights named `names`) as one layer with outputs [q | k | v].
+    fn load_qkv(vb: &Weights, hidden: usize, names: [&str; 3]) -> candle_core::Result<Self> {
+        let parts = names
             .iter()
             .map(|n| Dense::load(&vb.pp(n), hidden, hidden))
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -313,14 +321,30 @@ impl CpuBert {
         let table = |name: &str, rows: usize| -> candle_core::Result<Vec<f32>> {
             emb.pp(name).get(&[rows, h], "weight")
         };
+        let mpnet = c.architecture == Architecture::Mpnet;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
             let lv = vb.pp(format!("encoder.layer.{i}"));
             let att = lv.pp("attention");
+            // MPNet names the same weights differently: attn.{q,k,v,o} and attention.LayerNorm.
+            let (qkv, attn_out, attn_norm) = if mpnet {
+                let a = att.pp("attn");
+                (
+                    Dense::load_qkv(&a, h, ["q", "k", "v"])?,
+                    Dense::load(&a.pp("o"), h, h)?,
+                    Norm::load(&att.pp("LayerNorm"), h, c.layer_norm_eps)?,
+                )
+            } else {
+                (
+                    Dense::load_qkv(&att.pp("self"), h, ["query", "key", "value"])?,
+                    Dense::load(&att.pp("output").pp("dense"), h, h)?,
+                    Norm::load(&att.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
+                )
+            };
             layers.push(Layer {
-                qkv: Dense::load_qkv(&att.pp("self"), h)?,
-                attn_out: Dense::load(&att.pp("output").pp("dense"), h, h)?,
-                attn_norm: Norm::load(&att.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
+                qkv,
+                attn_out,
+                attn_norm,
                 ffn_in: Dense::load(&lv.pp("intermediate").pp("dense"), h, c.intermediate_size)?,
                 ffn_out: Dense::load(&lv.pp("output").pp("dense"), c.intermediate_size, h)?,
                 out_norm: Norm::load(&lv.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
@@ -347,7 +371,23 @@ impl CpuBert {
                 _ => WordTable::Owned(table("word_embeddings", c.vocab_size)?),
             },
             position: table("position_embeddings", c.max_position_embeddings)?,
-            token_type: table("token_type_embeddings", c.type_vocab_size)?,
+            token_type: if mpnet {
+                None
+            } else {
+                Some(table("token_type_embeddings", c.type_vocab_size)?)
+            },
+            first_position: if mpnet { c.pad_token_id + 1 } else { 0 },
+            relative: if mpnet {
+                Some(relative_by_distance(
+                    &vb.pp("encoder").pp("relative_attention_bias").get(
+                        &[c.relative_attention_num_buckets, c.num_attention_heads],
+                        "weight",
+                    )?,
+                    c,
+                ))
+            } else {
+                None
+            },
             embed_norm: Norm::load(&emb.pp("LayerNorm"), h, c.layer_norm_eps)?,
             layers,
         })
@@ -375,7 +415,7 @@ impl CpuBert {
                 "forward: ids, type ids and mask must each hold {batch}×{len} values"
             )));
         }
-        if len > self.max_positions {
+        if len + self.first_position > self.max_positions {
             return Err(Error::InvalidInput(format!(
                 "{len} tokens exceed the model's {} positions",
                 self.max_positions
@@ -393,7 +433,8 @@ impl CpuBert {
             });
         }
         for &c in &cells_of_rows {
-            if ids[c] as usize >= self.vocab || type_ids[c] as usize >= self.type_vocab {
+            let bad_type = self.token_type.is_some() && type_ids[c] as usize >= self.type_vocab;
+            if ids[c] as usize >= self.vocab || bad_type {
                 return Err(Error::InvalidInput(format!(
                     "token id {} or type id {} is outside the model's vocabulary",
                     ids[c], type_ids[c]
@@ -451,11 +492,20 @@ impl CpuBert {
             .for_each(|(xb, cells)| {
                 for (row, &c) in xb.chunks_exact_mut(h).zip(cells) {
                     words.copy_row(ids[c] as usize, row);
-                    let pos = &self.position[(c % len) * h..][..h];
-                    let typ = &self.token_type[type_ids[c] as usize * h..][..h];
-                    // (word + position) + type, as before the table was mapped.
-                    for ((o, p), t) in row.iter_mut().zip(pos).zip(typ) {
-                        *o = *o + p + t;
+                    let pos = &self.position[(self.first_position + c % len) * h..][..h];
+                    match &self.token_type {
+                        Some(types) => {
+                            let typ = &types[type_ids[c] as usize * h..][..h];
+                            // (word + position) + type, as before the table was mapped.
+                            for ((o, p), t) in row.iter_mut().zip(pos).zip(typ) {
+                                *o = *o + p + t;
+                            }
+                        }
+                        None => {
+                            for (o, p) in row.iter_mut().zip(pos) {
+                                *o += p;
+                            }
+                        }
                     }
                 }
                 run(Kernel::LayerNorm {
@@ -623,6 +673,23 @@ impl CpuBert {
             let v = MatRef::new(&rows[2 * h + head * d..], n, d, stride, 1);
             matmul(MatMut::new(scores, n, n, n), q, kt, false);
             times[0] += clock.lap();
+            let scale = match &self.relative {
+                // MPNet: scores · scale + the bias of each key's distance from the query, in
+                // place; the softmax then scales by 1.
+                Some(relative) => {
+                    let span = 2 * self.max_positions - 1;
+                    let by_distance = &relative[head * span..(head + 1) * span];
+                    for (i, row) in scores.chunks_exact_mut(n).enumerate() {
+                        // Key j's entry is max_positions − 1 + j − i.
+                        let bias = &by_distance[self.max_positions - 1 - i..][..n];
+                        for (s, b) in row.iter_mut().zip(bias) {
+                            *s = *s * scale + b;
+                        }
+                    }
+                    1.0
+                }
+                None => scale,
+            };
             run(Kernel::Softmax {
                 s: scores,
                 n,
@@ -635,6 +702,21 @@ impl CpuBert {
         }
         times
     }
+}
+
+/// MPNet's relative bias table `[buckets, heads]` spread out by distance: `[heads, span]` with
+/// span = 2·max_positions − 1 and entry `max_positions − 1 + (key − query)`.
+fn relative_by_distance(table: &[f32], c: &BertConfig) -> Vec<f32> {
+    let (p, heads) = (c.max_position_embeddings as i64, c.num_attention_heads);
+    let span = (2 * p - 1) as usize;
+    let mut out = vec![0f32; heads * span];
+    for (k, relative) in (-(p - 1)..p).enumerate() {
+        let bucket = relative_bucket(relative, c.relative_attention_num_buckets) as usize;
+        for head in 0..heads {
+            out[head * span + k] = table[bucket * heads + head];
+        }
+    }
+    out
 }
 
 /// Rows per task for the row-parallel stages: big enough for the matrix kernels to run at

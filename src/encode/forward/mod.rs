@@ -1,4 +1,4 @@
-//! The BERT forward pass: token ids in, contextual token states out, behind one small
+//! The BERT and MPNet forward pass: token ids in, contextual token states out, behind one small
 //! interface ([`Forward`]) with one file per implementation:
 //!
 //! - [`candle`]: papersim's own forward over candle tensors (fused Q/K/V, a mask that is safe
@@ -8,7 +8,8 @@
 //! - [`upstream`]: candle-transformers' `BertModel`, kept so tests can check the others agree
 //!   with it ([`Backend::Upstream`]).
 //!
-//! Each implementation's file implements [`Forward`] for it; [`load`] picks the implementation
+//! MPNet's relative position buckets ([`relative_bucket`]), which both of papersim's forwards
+//! use, live here. Each implementation's file implements [`Forward`] for it; [`load`] picks the implementation
 //! for a [`Backend`], device and precision. The stage timer the implementations share lives in
 //! the leaf [`stages`]. The implementation files use this module's trait and `Backend` (a
 //! child using its parent); they never import each other.
@@ -16,6 +17,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::encode::config::Architecture;
 use crate::encode::model::ModelFiles;
 use crate::{Error, Result};
 
@@ -141,9 +143,71 @@ pub fn load(
             let weights = cpu::Weights::new(vb, file.as_deref());
             Box::new(CpuBert::load(weights, file.clone(), &files.config).map_err(wrap)?)
         }
+        Backend::Upstream if files.config.architecture == Architecture::Mpnet => {
+            return Err(Error::InvalidInput(
+                "the upstream backend (candle-transformers' BertModel) runs BERT models only; \
+                 MPNet runs on the papersim and cpu-fast backends"
+                    .into(),
+            ))
+        }
         Backend::Upstream => {
             let config = upstream::read_config(&files.dir.join("config.json"))?;
             Box::new(UpstreamBert::load(vb, &config).map_err(wrap)?)
         }
     })
+}
+
+/// MPNet's bucket (of `buckets`, T5's scheme with a maximum distance of 128) for a key at
+/// `relative` = key position − query position: half the buckets for keys before the query,
+/// half for keys after; within each half, exact distances up to a quarter of the buckets,
+/// then logarithmically wider buckets up to 128 and one last bucket beyond.
+pub fn relative_bucket(relative: i64, buckets: usize) -> u32 {
+    const MAX_DISTANCE: f64 = 128.0;
+    let half = (buckets / 2) as i64;
+    let mut bucket = if relative > 0 { half } else { 0 };
+    let n = relative.abs();
+    let max_exact = half / 2;
+    bucket += if n < max_exact {
+        n
+    } else {
+        // transformers computes this in f32 and truncates; where the exact value is an integer
+        // (n = 16, 32, 64 for 32 buckets) rounding could land just below it, so a margin far
+        // smaller than the gap to any other n's value keeps the exact result.
+        let exact = (n as f64 / max_exact as f64).ln() / (MAX_DISTANCE / max_exact as f64).ln()
+            * (half - max_exact) as f64;
+        (max_exact + (exact + 1e-6) as i64).min(half - 1)
+    };
+    bucket as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_bucket;
+
+    #[test]
+    fn relative_buckets_match_transformers() {
+        // The first distance of each logarithmic bucket, from transformers'
+        // MPNetEncoder.relative_position_bucket (32 buckets, max distance 128).
+        let starts = [
+            (8, 8),
+            (9, 12),
+            (10, 16),
+            (11, 23),
+            (12, 32),
+            (13, 46),
+            (14, 64),
+            (15, 91),
+        ];
+        for n in 0..600i64 {
+            let want = if n < 8 {
+                n as u32
+            } else {
+                starts.iter().rev().find(|(_, s)| n >= *s).unwrap().0
+            };
+            assert_eq!(relative_bucket(-n, 32), want, "key {n} before the query");
+            if n > 0 {
+                assert_eq!(relative_bucket(n, 32), want + 16, "key {n} after the query");
+            }
+        }
+    }
 }
