@@ -97,7 +97,7 @@ pub struct FeedbackArgs {
     #[arg(long, value_name = "K")]
     pub prf: Option<usize>,
     /// Weight of the K papers' mean against the query (0 to 4).
-    #[arg(long, value_name = "W", requires = "prf", default_value_t = 0.5)]
+    #[arg(long, value_name = "W", requires = "prf", default_value_t = papersim::rank::feedback::DEFAULT_FEEDBACK_WEIGHT)]
     pub prf_weight: f32,
 }
 

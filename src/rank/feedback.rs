@@ -9,6 +9,8 @@ use crate::{Error, Result};
 /// Most neighbours feedback may average: past a few dozen the mean drifts to the library's
 /// centre and the expanded query stops being about anything.
 pub const MAX_FEEDBACK_PAPERS: usize = 50;
+/// The weight `--prf` uses when none is given (the CLI's and the HTTP API's default).
+pub const DEFAULT_FEEDBACK_WEIGHT: f32 = 0.5;
 
 /// Bounds of the feedback weight: 0 leaves the query as it is; beyond 4 the neighbours'
 /// mean outweighs the query several times over.

@@ -24,7 +24,8 @@ use crate::feedback::{check_tag, Log, Op, Record, DEFAULT_TAG};
 use crate::index::lexical::paper_text;
 use crate::library::{Library, SearchMode};
 use crate::paper::normalize_title;
-use crate::rank::{self, RankOptions, Ranked, Retrieval, TriagePaper};
+use crate::rank::feedback::DEFAULT_FEEDBACK_WEIGHT;
+use crate::rank::{self, Feedback, RankOptions, Ranked, Retrieval, TriagePaper};
 use crate::report::{self, library_rows, ExplainTarget, Report};
 
 /// A JSON document, written as the command line writes it (so that an `f32` score reads the
@@ -149,6 +150,8 @@ struct Ask {
     until: Option<String>,
     diversity: Option<f32>,
     half_life: Option<f32>,
+    prf: Option<usize>,
+    prf_weight: Option<f32>,
     exact: Option<bool>,
     explain: Option<bool>,
     mode: Option<String>,
@@ -197,6 +200,12 @@ fn ask_of_query(query: Option<&str>, extra: &[&str]) -> Result<(Ask, Extra), Api
             "min_score" => ask.min_score = Some(num(&k, &v)?),
             "diversity" => ask.diversity = Some(num(&k, &v)?),
             "half_life" => ask.half_life = Some(num(&k, &v)?),
+            "prf" => {
+                ask.prf = Some(v.parse().map_err(|_| {
+                    ApiError::bad(format!("parameter `prf` must be a whole number, got `{v}`"))
+                })?)
+            }
+            "prf_weight" => ask.prf_weight = Some(num(&k, &v)?),
             "since" => ask.since = Some(v),
             "until" => ask.until = Some(v),
             "exact" => ask.exact = Some(flag(&k, &v)?),
@@ -216,7 +225,8 @@ fn ask_of_query(query: Option<&str>, extra: &[&str]) -> Result<(Ask, Extra), Api
             other => {
                 return Err(ApiError::bad(format!(
                     "unknown parameter `{}`; this endpoint takes: k, min_score, since, until, \
-                     diversity, half_life, exact, explain, mode, must, exclude, category{}",
+                     diversity, half_life, prf, prf_weight, exact, explain, mode, must, exclude, \
+                     category{}",
                     other.escape_debug(),
                     extra.iter().map(|e| format!(", {e}")).collect::<String>()
                 )))
@@ -259,9 +269,32 @@ impl Ask {
             exclude: self.exclude.clone(),
             categories: self.category.clone(),
             interests: Vec::new(),
+            feedback: self.feedback(&retrieval)?,
         };
         opts.validate()?;
         Ok((opts, retrieval))
+    }
+
+    /// Pseudo-relevance feedback as `--prf K --prf-weight W` asks it of the CLI.
+    fn feedback(&self, retrieval: &Retrieval) -> Result<Option<Feedback>, ApiError> {
+        let Some(papers) = self.prf else {
+            if self.prf_weight.is_some() {
+                return Err(ApiError::bad("parameter `prf_weight` needs `prf`"));
+            }
+            return Ok(None);
+        };
+        if matches!(retrieval, Retrieval::Lexical) {
+            return Err(ApiError::bad(
+                "`prf` moves the dense query vector, and mode lexical uses none: use mode dense \
+                 or hybrid",
+            ));
+        }
+        let feedback = Feedback {
+            papers,
+            weight: self.prf_weight.unwrap_or(DEFAULT_FEEDBACK_WEIGHT),
+        };
+        rank::feedback::validate(&feedback)?;
+        Ok(Some(feedback))
     }
 
     fn explain(&self) -> bool {
