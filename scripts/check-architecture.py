@@ -34,7 +34,7 @@ ALLOWED = {
     "feedback": {"error", "directory", "paper"},
     "fetch": {"error", "directory", "paper", "digest"},
     "rank": {"error", "library", "index", "paper", "encode"},
-    "pipeline": {"error", "progress", "directory", "encode", "library", "index", "digest"},
+    "pipeline": {"error", "progress", "directory", "encode", "library", "index", "digest", "feedback"},
     "report": {"error", "library", "rank", "encode", "feedback", "digest", "paper"},
     "serve": {"error", "library", "rank", "report", "encode", "pipeline", "feedback", "digest",
               "directory", "progress", "paper", "index"},

@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::digest::Digest;
 use crate::encode::model::ModelFiles;
 use crate::encode::Embedder;
+use crate::feedback::{Log, Op, Record};
 use crate::index::{HnswParams, VectorDtype};
 use crate::library::{export, IngestPlan, IngestReport, Library, ModelInfo};
 use crate::progress::Progress;
@@ -291,4 +292,42 @@ pub fn rebuild_index(
     }
     lib.commit(&lock)?;
     Ok((lib.len(), params, store_graph))
+}
+
+/// The records that `op` on `references` appends to the reader's feedback log: each reference
+/// resolved in the library to its paper's id and title, all of them before anything is written
+/// (one unknown paper writes nothing). A paper of the profile that this library does not hold
+/// (liked in another library, or imported without an abstract) can still be forgotten by its id.
+pub fn feedback_records(
+    lib: &Library,
+    log: &Log,
+    op: Op,
+    references: &[String],
+    tag: Option<&str>,
+) -> Result<Vec<Record>> {
+    let mut records = Vec::with_capacity(references.len());
+    for reference in references {
+        let record = match lib.resolve(reference) {
+            Ok(row) => {
+                let p = lib.paper(row)?;
+                Record::now(op, &p.id, &p.title, tag)
+            }
+            Err(e) if op == Op::Forget => {
+                let fb = log.feedback()?;
+                let known = fb
+                    .likes()
+                    .into_values()
+                    .flatten()
+                    .chain(fb.dislikes())
+                    .find(|m| m.id == *reference);
+                match known {
+                    Some(m) => Record::now(op, &m.id, &m.title, tag),
+                    None => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        records.push(record);
+    }
+    Ok(records)
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::args::{InfoFormat, ProfileArgs, RankArgs};
 use super::output::Format;
 use super::{library_dir, note, open_library, printable_lines, Global};
-use papersim::feedback::{check_tag, Log, Op, Record, DEFAULT_TAG};
+use papersim::feedback::{check_tag, Log, Op, DEFAULT_TAG};
 use papersim::library::Library;
 use papersim::rank::{self, Profile, Retrieval};
 
@@ -185,32 +185,7 @@ pub fn mark(g: &Global, op: Op, papers: &[String], tag: Option<&str>) -> Result<
     };
     let lib = open_library(g)?;
     let log = Log::of_library(&library_dir(g));
-    let mut records = Vec::new();
-    for reference in papers {
-        let record = match lib.resolve(reference) {
-            Ok(row) => {
-                let p = lib.paper(row)?;
-                Record::now(op, &p.id, &p.title, tag)
-            }
-            // A paper of the profile that this library does not hold (liked in another
-            // library, or imported without an abstract) can still be forgotten by its id.
-            Err(e) if op == Op::Forget => {
-                let fb = log.feedback()?;
-                let known = fb
-                    .likes()
-                    .into_values()
-                    .flatten()
-                    .chain(fb.dislikes())
-                    .find(|m| m.id == *reference);
-                match known {
-                    Some(m) => Record::now(op, &m.id, &m.title, tag),
-                    None => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
-        };
-        records.push(record);
-    }
+    let records = papersim::pipeline::feedback_records(&lib, &log, op, papers, tag)?;
     log.append(&records)?;
     let verb = match op {
         Op::Like => "liked",

@@ -24,6 +24,7 @@ use crate::feedback::{check_tag, Log, Op, Record, DEFAULT_TAG};
 use crate::index::lexical::paper_text;
 use crate::library::{Library, SearchMode};
 use crate::paper::normalize_title;
+use crate::pipeline;
 use crate::rank::feedback::DEFAULT_FEEDBACK_WEIGHT;
 use crate::rank::{self, Feedback, RankOptions, Ranked, Retrieval, TriagePaper};
 use crate::report::{self, library_rows, ExplainTarget, Report};
@@ -655,31 +656,7 @@ async fn mark(
         let opened = s.library()?;
         let lib = &opened.lib;
         let log = Log::of_library(&s.root);
-        let mut records = Vec::new();
-        for reference in &marks.papers {
-            let record = match lib.resolve(reference) {
-                Ok(row) => {
-                    let p = lib.paper(row)?;
-                    Record::now(op, &p.id, &p.title, tag)
-                }
-                // A paper of the profile this library does not hold can still be forgotten.
-                Err(e) if op == Op::Forget => {
-                    let fb = log.feedback()?;
-                    let known = fb
-                        .likes()
-                        .into_values()
-                        .flatten()
-                        .chain(fb.dislikes())
-                        .find(|m| m.id == *reference);
-                    match known {
-                        Some(m) => Record::now(op, &m.id, &m.title, tag),
-                        None => return Err(e.into()),
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            };
-            records.push(record);
-        }
+        let records = pipeline::feedback_records(lib, &log, op, &marks.papers, tag)?;
         log.append(&records)?;
         let papers: Vec<Value> = records
             .iter()
