@@ -219,6 +219,43 @@ fn evaluate(
     per_query
 }
 
+/// Per query, precision@10 of `retrieval` with the query paper's lexical query cut to its
+/// `terms` most telling terms, as a hybrid `similar` queries ([`rank::SIMILAR_LEXICAL_TERMS`]).
+fn evaluate_top_terms(
+    lib: &Library,
+    queries: &[Doc],
+    qvecs: &[f32],
+    qrels: &HashMap<String, HashSet<String>>,
+    retrieval: Retrieval,
+    terms: usize,
+) -> Vec<f64> {
+    let dim = lib.dim();
+    let opts = opts(10);
+    queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let c = rank::candidates::gather(
+                lib,
+                &paper_text(&q.title, &q.abstract_text),
+                Some(&qvecs[i * dim..(i + 1) * dim]),
+                &opts,
+                retrieval,
+                rank::candidates::count(lib, &opts, 0),
+                terms,
+            )
+            .unwrap();
+            let hits = c
+                .fused(retrieval, false)
+                .iter()
+                .take(10)
+                .filter(|r| qrels[&q.id].contains(&lib.papers().unwrap()[r.row].id))
+                .count();
+            hits as f64 / 10.0
+        })
+        .collect()
+}
+
 fn mean(v: impl Iterator<Item = f64>) -> f64 {
     let v: Vec<f64> = v.collect();
     v.iter().sum::<f64>() / v.len() as f64
@@ -448,6 +485,34 @@ fn main() {
         check(for_papers, rank::PAPER_FUSION, "PAPER_FUSION"),
         check(for_text, rank::TEXT_FUSION, "TEXT_FUSION")
     ));
+    let terms = rank::SIMILAR_LEXICAL_TERMS;
+    out(format!(
+        "\nA paper queried by its {terms} most telling terms (count × idf), as a hybrid `similar` queries the lexical index (`rank::SIMILAR_LEXICAL_TERMS`), against every term:\n"
+    ));
+    out(format!("| mode | precision@10, every term | precision@10, {terms} terms | difference (± 1 s.e., paired) | lexical leg p50, every term | lexical leg p50, {terms} terms |"));
+    out("|---|---|---|---|---|---|".into());
+    for mode in [Retrieval::Lexical, Retrieval::Hybrid(rank::PAPER_FUSION)] {
+        let all = evaluate_top_terms(&lib, &queries, &qvecs, &qrels, mode, usize::MAX);
+        let top = evaluate_top_terms(&lib, &queries, &qvecs, &qrels, mode, terms);
+        let (delta, se) = paired(&top, &all);
+        let lex = lib.lexical().unwrap();
+        let leg = |n: usize| {
+            time_ms(queries.len(), |i| {
+                let q = &queries[i % queries.len()];
+                let text = paper_text(&q.title, &q.abstract_text);
+                std::hint::black_box(lex.similarities(&lex.query_top_terms(&text, n)).unwrap());
+            })
+            .0
+        };
+        out(format!(
+            "| {} | {:.4} | {:.4} | {delta:+.4} ± {se:.4} | {:.2} ms | {:.2} ms |",
+            label(mode),
+            mean(all.iter().copied()),
+            mean(top.iter().copied()),
+            leg(usize::MAX),
+            leg(terms)
+        ));
+    }
     drop(lib);
 
     // 2. The seed digest's topic neighbours.

@@ -13,7 +13,8 @@
 //!   "strategies" → `strategy`) joins singular and plural.
 //! - **Scores**: BM25 with k1 = 1.2, b = 0.75 and idf = ln(1 + (N − df + 0.5) / (df + 0.5)).
 //!   A query term counts as often as it occurs in the query, so a whole paper can be the query
-//!   (as in `similar`). [`LexicalIndex::similarity`] divides a paper's score by the query's score
+//!   (as in `similar`); [`LexicalIndex::query_top_terms`] keeps only its terms of the highest
+//!   count × idf, as Lucene's MoreLikeThis does. [`LexicalIndex::similarity`] divides a paper's score by the query's score
 //!   against itself (the query read as one more document), which puts scores of different
 //!   queries on one scale, about [0, 1], for `--min-score`, fusion and reader profiles.
 //! - **Rows** are the library's rows: [`LexicalIndex::add`] appends documents in the order the
@@ -317,6 +318,14 @@ impl LexicalIndex {
 
     /// Parses `text` as a query.
     pub fn query(&self, text: &str) -> LexQuery {
+        self.query_top_terms(text, usize::MAX)
+    }
+
+    /// Parses `text` as a query of at most `max_terms` distinct terms: those of the highest
+    /// count × idf (ties: the term met first). The words every abstract uses carry little
+    /// idf but the longest postings, so a whole paper queried by its most telling terms costs
+    /// a fraction of its full query.
+    pub fn query_top_terms(&self, text: &str, max_terms: usize) -> LexQuery {
         let tokens = tokens(text);
         let mut terms: Vec<(TermRef, f32)> = Vec::new();
         let mut slot: HashMap<TermRef, usize> = HashMap::new();
@@ -330,6 +339,12 @@ impl LexicalIndex {
                     }
                 }
             }
+        }
+        if terms.len() > max_terms {
+            let weight = |&(r, qtf): &(TermRef, f32)| qtf * self.idf(self.df(r));
+            // A stable sort: among equal weights the term met first stays.
+            terms.sort_by(|a, b| weight(b).total_cmp(&weight(a)));
+            terms.truncate(max_terms);
         }
         let norm = self.norm(tokens.len() as u32);
         let self_score = terms
@@ -904,6 +919,27 @@ mod tests {
         assert_eq!(hits[0].row, 1);
         assert!(index.search(&index.query("giraffe"), 5).unwrap().is_empty());
         assert!(index.query("the of and").is_empty());
+    }
+
+    #[test]
+    fn a_long_query_keeps_its_most_telling_terms() {
+        // Document i holds words 0..=i: word 0 is in every document, word 39 in one.
+        let words: Vec<String> = (0..40).map(|i| format!("word{i}x")).collect();
+        let docs: Vec<String> = (0..40).map(|i| words[..=i].join(" ")).collect();
+        let index = LexicalIndex::build(&docs);
+        const MAX: usize = 25;
+        let q = index.query_top_terms(&words.join(" "), MAX);
+        assert_eq!(q.terms.len(), MAX);
+        let s = index.similarities(&q).unwrap();
+        // The 15 commonest words were dropped: a document of only those shares no term.
+        let last_dropped = 40 - MAX - 1;
+        assert_eq!(s[last_dropped], 0.0, "{s:?}");
+        assert!(s[last_dropped + 1] > 0.0, "{s:?}");
+        assert!((s[39] - top_hits(&s, 1)[0].score).abs() < 1e-6);
+        // A short query keeps every term, and the full query every one of its 40.
+        let short = index.query_top_terms("word0x word1x word39x", MAX);
+        assert_eq!(short.terms.len(), 3);
+        assert_eq!(index.query(&words.join(" ")).terms.len(), 40);
     }
 
     #[test]

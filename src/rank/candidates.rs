@@ -57,7 +57,9 @@ impl Candidates {
 }
 
 /// The `want` best papers for a query by each index `retrieval` uses: its `text` (for the
-/// lexical index) and its unit `vector` (for the dense one; needed unless lexical).
+/// lexical index, queried by at most `lexical_terms` of its terms, see
+/// [`LexicalIndex::query_top_terms`](crate::index::lexical::LexicalIndex::query_top_terms))
+/// and its unit `vector` (for the dense one; needed unless lexical).
 /// Dense and lexical candidates carry their index's score; hybrid ones both measures, the
 /// cosine recomputed against the stored vector so that candidates from either index compare.
 pub fn gather(
@@ -67,6 +69,7 @@ pub fn gather(
     opts: &RankOptions,
     retrieval: Retrieval,
     want: usize,
+    lexical_terms: usize,
 ) -> Result<Candidates> {
     let vector =
         || vector.ok_or_else(|| Error::InvalidInput(format!("{retrieval} ranking needs a vector")));
@@ -84,7 +87,8 @@ pub fn gather(
         }
         Retrieval::Lexical => {
             let lex = lib.lexical()?;
-            let (rows, lexical) = from_hits(lex.search(&lex.query(text), want)?);
+            let (rows, lexical) =
+                from_hits(lex.search(&lex.query_top_terms(text, lexical_terms), want)?);
             Ok(Candidates {
                 rows,
                 dense: Vec::new(),
@@ -99,7 +103,7 @@ pub fn gather(
                 || lib.search(v, want, opts.mode),
                 || -> Result<Vec<f32>> {
                     let lex = lib.lexical()?;
-                    lex.similarities(&lex.query(text))
+                    lex.similarities(&lex.query_top_terms(text, lexical_terms))
                 },
             );
             let similarities = similarities?;

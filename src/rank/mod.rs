@@ -43,7 +43,7 @@ pub use fusion::{Fusion, Retrieval, PAPER_FUSION, TEXT_FUSION};
 pub use profile::{profile_score, Profile, DISLIKE_FLOOR, DISLIKE_WEIGHT, LEXICAL_DISLIKE_FLOOR};
 pub use query::query;
 pub use recommend::recommend;
-pub use similar::similar;
+pub use similar::{similar, SIMILAR_LEXICAL_TERMS};
 pub use triage::{triage, TriagePaper, Triaged};
 
 /// Cosine above which two papers count as duplicates of each other.

@@ -29,7 +29,16 @@ pub fn query(
         _ => None,
     };
     let vector = expanded.as_deref().or(vector);
-    let c = gather(lib, text, vector, opts, retrieval, count(lib, opts, 0))?;
+    // Free text keeps every term: a few words, or a pasted abstract that the reader chose.
+    let c = gather(
+        lib,
+        text,
+        vector,
+        opts,
+        retrieval,
+        count(lib, opts, 0),
+        usize::MAX,
+    )?;
     let ranked = c.fused(retrieval, true);
     finish(lib, ranked, opts)
 }
