@@ -19,7 +19,6 @@ use super::finish::{finish, sort_ranked};
 use super::{argmax, RankOptions, Ranked, Retrieval};
 use crate::index::dot;
 use crate::library::Library;
-use crate::paper::normalize_title;
 use crate::{Error, Result};
 
 /// How much a disliked paper's similarity (above the floor) pulls a candidate down.
@@ -134,19 +133,21 @@ impl ProfileEvidence {
     }
 }
 
-/// What a profile ranking leaves out: the liked and disliked papers' rows, and their
-/// normalised titles, so that copies of them under another id are left out too.
+/// What a profile ranking leaves out: the liked and disliked papers' rows, and the rows of
+/// every paper of the same (normalised) title, so that copies of them under another id are
+/// left out too. The copies are found through the title keys, which reads a few records
+/// rather than every candidate's.
 pub(crate) fn exclusions(
     lib: &Library,
     likes: &[usize],
     unlikes: &[usize],
-) -> Result<(HashSet<usize>, HashSet<String>)> {
+) -> Result<(HashSet<usize>, HashSet<usize>)> {
     let excluded: HashSet<usize> = likes.iter().chain(unlikes).copied().collect();
-    let titles = excluded
-        .iter()
-        .map(|&r| Ok(normalize_title(&lib.paper(r)?.title)))
-        .collect::<Result<_>>()?;
-    Ok((excluded, titles))
+    let mut same_title = HashSet::new();
+    for &r in &excluded {
+        same_title.extend(lib.rows_of_title(&lib.paper(r)?.title)?);
+    }
+    Ok((excluded, same_title))
 }
 
 /// The end of every profile ranking of library papers: best first, the filters of `opts`

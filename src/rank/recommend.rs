@@ -5,7 +5,6 @@ use super::profile::{exclusions, finish_profile, require_likes, ProfileEvidence}
 use super::{RankOptions, Ranked, Retrieval, DUPLICATE_COSINE};
 use crate::index::dot;
 use crate::library::Library;
-use crate::paper::normalize_title;
 use crate::Result;
 
 /// Library papers for a reader who liked `likes` and disliked `unlikes` (rows), by
@@ -39,7 +38,7 @@ pub fn recommend(
     };
     let like_sims = lexical(likes)?;
     let unlike_sims = lexical(unlikes)?;
-    let (excluded, seed_titles) = exclusions(lib, likes, unlikes)?;
+    let (excluded, same_title) = exclusions(lib, likes, unlikes)?;
 
     let want = count(lib, opts, excluded.len());
     let pool = around_likes(lib, likes, &like_sims, opts, retrieval, want)?;
@@ -49,7 +48,7 @@ pub fn recommend(
             && likes
                 .iter()
                 .all(|&l| dot(&lib.vector(r), &lib.vector(l)) < DUPLICATE_COSINE)
-            && !seed_titles.contains(&normalize_title(&lib.paper(r)?.title))
+            && !same_title.contains(&r)
         {
             kept.push(r);
         }
