@@ -10,6 +10,7 @@
 //! PAPERSIM_SCALE_SIZES=100000 PAPERSIM_SCALE_DTYPES=f32 PAPERSIM_SCALE_RUNS=2 cargo bench --bench scale
 //! PAPERSIM_SERVE_PAPERS=100000 cargo bench --bench serve
 //! PAPERSIM_SERVE_GRAPH=stored PAPERSIM_SERVE_PAPERS=100000 cargo bench --bench serve
+//! PAPERSIM_SERVE_CLIENTS=2 PAPERSIM_SERVE_GRAPH=stored cargo bench --bench serve
 //! ```
 //!
 //! With `PAPERSIM_SERVE_GRAPH=stored` the copy is given a stored HNSW graph first (`index
@@ -34,7 +35,12 @@ use serde_json::{json, Value};
 mod common;
 use common::{cache_dir, quantile, target_dir};
 
+/// Concurrent clients by default (the issue's figure); `PAPERSIM_SERVE_CLIENTS` sets another
+/// count, within [`CLIENT_RANGE`], to see how latency grows with the queue.
 const CLIENTS: usize = 16;
+/// At least one client; at most 256, past which the benchmark measures its own threads more
+/// than the server.
+const CLIENT_RANGE: std::ops::RangeInclusive<usize> = 1..=256;
 const SECONDS: u64 = 30;
 /// When the concurrent ingest starts, after the clients.
 const INGEST_AFTER: Duration = Duration::from_secs(5);
@@ -140,6 +146,18 @@ fn main() -> Result<()> {
         (10..=2_000_000).contains(&n),
         "PAPERSIM_SERVE_PAPERS must be 10 to 2,000,000"
     );
+    let client_count: usize = match std::env::var("PAPERSIM_SERVE_CLIENTS") {
+        Ok(v) => v
+            .parse()
+            .context("PAPERSIM_SERVE_CLIENTS must be a number of clients")?,
+        Err(_) => CLIENTS,
+    };
+    ensure!(
+        CLIENT_RANGE.contains(&client_count),
+        "PAPERSIM_SERVE_CLIENTS must be {} to {}",
+        CLIENT_RANGE.start(),
+        CLIENT_RANGE.end()
+    );
     let bin = binary()?;
     let source = cached_library(n)?;
     let tmp = tempfile::Builder::new()
@@ -237,7 +255,7 @@ fn main() -> Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
+    let clients: Vec<_> = (0..client_count)
         .map(|c| {
             let stop = stop.clone();
             let base = base.clone();
@@ -351,7 +369,7 @@ fn main() -> Result<()> {
     let (model, flags) = cpu();
     let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
     println!(
-        "\n## papersim serve under load: {n} papers, {CLIENTS} clients, {wall:.0} s, graph {}\n",
+        "\n## papersim serve under load: {n} papers, {client_count} clients, {wall:.0} s, graph {}\n",
         if graph {
             "stored (held by the server)"
         } else {
@@ -395,7 +413,7 @@ fn main() -> Result<()> {
         info["generation"],
         info["papers"],
     );
-    let out = json!({"papers": n, "clients": CLIENTS, "seconds": wall, "requests": total, "requests_per_s": total as f64 / wall, "errors": errors, "endpoints": rows, "cpu": model, "flags": flags, "cores": cores, "ingest": {"start_s": ingest_start.as_secs_f64(), "end_s": ingest_end.as_secs_f64(), "added": report["added"]}, "papers_after": info["papers"]});
+    let out = json!({"papers": n, "clients": client_count, "seconds": wall, "requests": total, "requests_per_s": total as f64 / wall, "errors": errors, "endpoints": rows, "cpu": model, "flags": flags, "cores": cores, "ingest": {"start_s": ingest_start.as_secs_f64(), "end_s": ingest_end.as_secs_f64(), "added": report["added"]}, "papers_after": info["papers"]});
     let path = target_dir().join("bench-serve.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&out)?)?;
     println!("wrote {}", path.display());
