@@ -102,3 +102,34 @@ pub fn open(root: &Path, api_key: Option<&str>) -> Result<Box<dyn Store>> {
         }),
     }
 }
+
+// The Qdrant store's checks that need no cluster (named so that `--skip qdrant::` keeps them).
+#[cfg(test)]
+mod tests {
+    use super::qdrant::*;
+
+    #[test]
+    fn qdrant_point_ids_are_stable_uuids() {
+        let a = point_id("2401.00001");
+        assert_eq!(a, point_id("2401.00001"));
+        assert_ne!(a, point_id("2401.00002"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
+
+    #[test]
+    fn qdrant_bounds_are_checked() {
+        assert!(check_layout(0, 1).is_err());
+        assert!(check_layout(1, 0).is_err());
+        assert!(check_layout(MAX_SHARDS + 1, 1).is_err());
+        assert!(check_layout(2, 2).is_ok());
+        assert!(parse_urls("ftp://x").is_err());
+        assert!(parse_urls(" , ").is_err());
+        assert_eq!(
+            parse_urls("http://a:6333/, https://b:6333").unwrap(),
+            vec!["http://a:6333", "https://b:6333"]
+        );
+        assert!(check_collection("a/b").is_err());
+        assert_eq!(day_number("2024-03-11T00:00:00Z"), Some(20240311));
+    }
+}

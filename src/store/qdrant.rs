@@ -46,6 +46,11 @@ pub const MAX_REPLICAS: u32 = 16;
 pub const MAX_PER_QUERY: usize = 10_000;
 /// Points per write: about 1 MiB of JSON at 384 dimensions.
 pub const WRITE_BATCH: usize = 256;
+/// Sets the points per write (1 to [`MAX_WRITE_BATCH`]): smaller batches for a cluster that
+/// times out on large ones, or to make an ingest last (the tests kill a node during one).
+pub const WRITE_BATCH_ENV: &str = "PAPERSIM_QDRANT_WRITE_BATCH";
+/// Qdrant's default request limit is 32 MiB; 4096 points of 384 floats stay well under it.
+pub const MAX_WRITE_BATCH: usize = 4096;
 /// Points per page when reading many.
 const PAGE: usize = 512;
 /// Values per `match any` condition.
@@ -134,7 +139,7 @@ pub fn check_layout(shards: u32, replicas: u32) -> Result<()> {
 }
 
 /// A date (`YYYY-MM-DD…`) as the integer `YYYYMMDD` the `days` payload holds.
-fn day_number(date: &str) -> Option<i64> {
+pub(crate) fn day_number(date: &str) -> Option<i64> {
     let d = date.get(..10)?;
     let digits: String = d.chars().filter(|c| *c != '-').collect();
     (digits.len() == 8).then(|| digits.parse().ok()).flatten()
@@ -187,13 +192,15 @@ impl Client {
     /// request's fault and fails at once with Qdrant's message.
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
         let body = body.map(|b| b.to_string());
-        let mut last = String::new();
+        // Each node's last failure, for the error when none answers.
+        let mut last: Vec<String> = Vec::new();
         let mut backoff = FIRST_BACKOFF;
         for round in 0..ROUNDS {
             if round > 0 {
                 std::thread::sleep(backoff);
                 backoff *= 2;
             }
+            last.clear();
             for base in &self.urls {
                 let url = format!("{base}{path}");
                 match self.send(method, &url, body.as_deref()) {
@@ -207,8 +214,7 @@ impl Client {
                         return Ok(v.get("result").cloned().unwrap_or(Value::Null));
                     }
                     Ok((status, text)) if status >= 500 || status == 429 => {
-                        last =
-                            format!("{base}: {method} {path}: HTTP {status}: {}", message(&text));
+                        last.push(format!("{base}: HTTP {status}: {}", message(&text)));
                     }
                     Ok((status, text)) => {
                         return Err(Error::Qdrant {
@@ -220,14 +226,15 @@ impl Client {
                             ),
                         })
                     }
-                    Err(e) => last = format!("{base}: {e}{}", grpc_hint(base)),
+                    Err(e) => last.push(format!("{base}: {e}{}", grpc_hint(base))),
                 }
             }
         }
         Err(Error::Qdrant {
             url: self.all_urls(),
             reason: format!(
-                "no node answered {method} {path} after {ROUNDS} rounds (is the cluster running and the URL its REST port?); last: {last}"
+                "no node answered {method} {path} after {ROUNDS} rounds (is the cluster running, and the URL its REST port?); last answers: {}",
+                last.join("; ")
             ),
         })
     }
@@ -336,6 +343,7 @@ fn from_point(url: &str, point: &Value) -> Result<(String, Paper, Vec<f32>)> {
 /// A library kept in a Qdrant collection.
 pub struct QdrantStore {
     root: PathBuf,
+    write_batch: usize,
     manifest: Manifest,
     engine: Engine,
     client: Client,
@@ -359,8 +367,22 @@ impl QdrantStore {
         let api_key = api_key
             .map(str::to_string)
             .or_else(|| std::env::var(API_KEY_ENV).ok().filter(|k| !k.is_empty()));
+        let write_batch = match std::env::var(WRITE_BATCH_ENV) {
+            Ok(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_WRITE_BATCH).contains(n))
+                .ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "{WRITE_BATCH_ENV}={v}: give a number of points per write from 1 to {MAX_WRITE_BATCH}"
+                    ))
+                })?,
+            Err(_) => WRITE_BATCH,
+        };
         Ok(QdrantStore {
             root: root.to_path_buf(),
+            write_batch,
             client: Client::new(engine.urls.clone(), api_key),
             engine,
             manifest,
@@ -511,7 +533,8 @@ impl QdrantStore {
         self.scroll(&json!({"should": should}), 11)
     }
 
-    /// Writes `rows` of `lib` as points (`point_of(row)` naming each), [`WRITE_BATCH`] at a
+    /// Writes `rows` of `lib` as points (`point_of(row)` naming each), [`WRITE_BATCH`] (or
+    /// `$PAPERSIM_QDRANT_WRITE_BATCH`) at a
     /// time, each batch acknowledged before the next; `skip_existing` leaves out points the
     /// collection already holds (a resumed export). Returns how many were written.
     pub fn write_rows(
@@ -524,7 +547,7 @@ impl QdrantStore {
     ) -> Result<usize> {
         progress.start("Writing to Qdrant", rows.len() as u64);
         let mut written = 0;
-        for chunk in rows.chunks(WRITE_BATCH) {
+        for chunk in rows.chunks(self.write_batch) {
             let ids = chunk
                 .iter()
                 .map(|&r| point_of(r))
@@ -689,35 +712,5 @@ impl Store for QdrantStore {
         }
         let (_, lib) = self.assemble(found)?;
         Ok(View::Part(Box::new(lib)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn point_ids_are_stable_uuids() {
-        let a = point_id("2401.00001");
-        assert_eq!(a, point_id("2401.00001"));
-        assert_ne!(a, point_id("2401.00002"));
-        assert_eq!(a.len(), 36);
-        assert_eq!(a.matches('-').count(), 4);
-    }
-
-    #[test]
-    fn bounds_are_checked() {
-        assert!(check_layout(0, 1).is_err());
-        assert!(check_layout(1, 0).is_err());
-        assert!(check_layout(MAX_SHARDS + 1, 1).is_err());
-        assert!(check_layout(2, 2).is_ok());
-        assert!(parse_urls("ftp://x").is_err());
-        assert!(parse_urls(" , ").is_err());
-        assert_eq!(
-            parse_urls("http://a:6333/, https://b:6333").unwrap(),
-            vec!["http://a:6333", "https://b:6333"]
-        );
-        assert!(check_collection("a/b").is_err());
-        assert_eq!(day_number("2024-03-11T00:00:00Z"), Some(20240311));
     }
 }
