@@ -159,6 +159,18 @@ fn similar_top5_for_dmd2_equals_the_local_library() {
         .filter(|n| n != ".lock" && !n.ends_with(".lock"))
         .collect();
     assert_eq!(files, vec!["manifest.json".to_string()], "{files:?}");
+    // A command that works on local files only says so, instead of answering from an empty
+    // directory.
+    for args in [
+        &["index", "rebuild"][..],
+        &["query", "diffusion", "--mode", "lexical"],
+    ] {
+        let o = run(&q, args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.starts_with("papersim: error: "), "{err}");
+        assert!(err.contains("qdrant"), "{args:?}: {err}");
+    }
 }
 
 #[test]
@@ -336,6 +348,18 @@ fn large_digest(tmp: &Path) -> (PathBuf, PathBuf) {
     (digest, matrix)
 }
 
+/// The points in collection `name`, asked of the first node directly (a poll much faster than
+/// a `papersim info` process).
+fn count(name: &str) -> u64 {
+    let first = urls().split(',').next().unwrap().trim().to_string();
+    let mut r = ureq::post(format!("{first}/collections/{name}/points/count"))
+        .header("content-type", "application/json")
+        .send(&b"{\"exact\": true}"[..])
+        .unwrap();
+    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    v["result"]["count"].as_u64().unwrap()
+}
+
 fn cluster_script(action: &str, node: Option<&str>) {
     let mut c =
         Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/qdrant-cluster.sh"));
@@ -358,7 +382,8 @@ fn a_node_killed_mid_ingest_then_a_rerun_converges() {
     cluster_dir();
     let (digest, matrix) = large_digest(tmp.path());
     let q = tmp.path().join("q");
-    init(&q, &collection("kill"));
+    let name = collection("kill");
+    init(&q, &name);
     let ingest = |lib: &Path| {
         let mut c = papersim();
         c.arg("--library")
@@ -368,7 +393,7 @@ fn a_node_killed_mid_ingest_then_a_rerun_converges() {
             .arg(&matrix)
             .arg(&digest)
             // Small acknowledged batches, so that the ingest lasts long enough to kill a node in.
-            .env("PAPERSIM_QDRANT_WRITE_BATCH", "20");
+            .env("PAPERSIM_QDRANT_WRITE_BATCH", "4");
         c
     };
     let child = ingest(&q)
@@ -376,25 +401,26 @@ fn a_node_killed_mid_ingest_then_a_rerun_converges() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Once the first batches are in, node 3 goes down as a crash would.
+    // Once the first batches are in, node 3 goes down as a crash would (SIGKILL, at once).
     let start = Instant::now();
-    loop {
-        let n = papers(&q);
-        if n >= 100 {
-            assert!(
-                n < 2000,
-                "the ingest ended before a node could be killed ({n} papers)"
-            );
-            break;
-        }
+    while count(&name) < 100 {
         assert!(
             start.elapsed() < Duration::from_secs(120),
             "the ingest wrote nothing in 2 minutes"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
-    cluster_script("kill-node", Some("3"));
+    let pid = std::fs::read_to_string(cluster_dir().join("node3/pid")).unwrap();
+    let killed = Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
     let killed_at = papers(&q);
+    assert!(
+        killed_at < 2000,
+        "the ingest ended before the node was killed"
+    );
     let first = child.wait_with_output().unwrap();
     let restart = scopeguard(|| cluster_script("start-node", Some("3")));
     if first.status.success() {
