@@ -15,8 +15,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 action=${1:?usage: $0 start|stop|kill-node|start-node DIR [N]}
 dir=${2:?usage: $0 $action DIR}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
 base=${QDRANT_PORT_BASE:-16333}
 bin=${QDRANT_BIN:-}
+if [ -n "$bin" ]; then bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin"); fi
 if [ -z "$bin" ]; then
     if [ -x ../shared/bin/qdrant ]; then bin=$(cd ../shared/bin && pwd)/qdrant
     elif command -v qdrant >/dev/null; then bin=$(command -v qdrant)
@@ -32,6 +35,8 @@ start_node() {
     local n=$1 http grpc p2p
     http=$(http_port "$n"); grpc=$((http + 1)); p2p=$((http + 2))
     mkdir -p "$dir/node$n"
+    # Qdrant writes a marker file into its working directory: the node's own, not the checkout.
+    cd "$dir/node$n"
     local peer=(--uri "http://127.0.0.1:$p2p")
     # Node 1 is the one bootstrap peer; the others join through it.
     if [ "$n" != 1 ]; then peer=(--bootstrap "http://127.0.0.1:$((base + 2))" "${peer[@]}"); fi
@@ -41,6 +46,7 @@ start_node() {
     QDRANT__TELEMETRY_DISABLED=true QDRANT__LOG_LEVEL=WARN \
         setsid "$bin" "${peer[@]}" >"$dir/node$n/log" 2>&1 </dev/null &
     echo $! >"$dir/node$n/pid"
+    cd - >/dev/null
     wait_for "$(url "$n")/readyz" "node $n"
 }
 
@@ -55,7 +61,6 @@ wait_for() {
 
 case $action in
 start)
-    mkdir -p "$dir"
     if [ -n "$(ls -A "$dir")" ]; then echo "qdrant-cluster: $dir is not empty" >&2; exit 1; fi
     for n in 1 2 3; do start_node "$n"; done
     for _ in $(seq 1 150); do
