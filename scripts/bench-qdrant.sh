@@ -27,8 +27,17 @@ for old in "$cache"/scale-"$n"-v*; do
     case $old in *.input|*.ingest.json|*-f16*) continue ;; esac
     [ -d "$old.input" ] || rm -rf "$old" "$old.ingest.json"
 done
-PAPERSIM_SCALE_KEEP_INPUTS=1 PAPERSIM_SCALE_DTYPES=f32 PAPERSIM_SCALE_RUNS=${PAPERSIM_SCALE_RUNS:-5} \
-    PAPERSIM_BIN=$bin PAPERSIM_SCALE_SIZES=$n cargo bench --bench scale >&2
+built=
+for d in "$cache"/scale-"$n"-v*; do
+    case $d in *.input|*.ingest.json|*-f16*) continue ;; esac
+    if [ -d "$d.input" ] && [ -f "$d.ingest.json" ]; then built=$d; fi
+done
+if [ -z "$built" ]; then
+    PAPERSIM_SCALE_KEEP_INPUTS=1 PAPERSIM_SCALE_DTYPES=f32 PAPERSIM_SCALE_RUNS=${PAPERSIM_SCALE_RUNS:-5} \
+        PAPERSIM_BIN=$bin PAPERSIM_SCALE_SIZES=$n cargo bench --bench scale >&2
+else
+    echo "bench-qdrant: using $built and its inputs, built earlier by the scale benchmark" >&2
+fi
 lib=
 for d in "$cache"/scale-"$n"-v*; do
     case $d in *.input|*.ingest.json|*-f16*) continue ;; esac
@@ -74,7 +83,8 @@ def rest(method, path, body=None):
 
 papersim(qlib, "init", "--engine", "qdrant", "--url", urls, "--collection", collection,
          "--shards", "2", "--replicas", "2")
-digests = sorted(os.path.join(inputs, f) for f in os.listdir(inputs) if f.endswith(".jsonl"))
+digests = sorted(os.path.join(inputs, f) for f in os.listdir(inputs)
+                 if f.startswith("digest-") and f.endswith(".jsonl"))
 out_json, ingest_s = papersim(qlib, "ingest", *digests, "--embeddings",
                               os.path.join(inputs, "vectors.npy"), "--format", "json")
 report = json.loads(out_json)

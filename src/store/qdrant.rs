@@ -519,18 +519,28 @@ impl QdrantStore {
             .collect()
     }
 
-    /// The points a reference may name: by id or alias (with and without an arXiv version),
-    /// by exact normalised title, or by a fragment of a title; enough of them for
+    /// The points a reference may name, looked for in the order `Library::resolve` takes: by
+    /// id or alias (with and without an arXiv version), else by exact normalised title, else
+    /// by a fragment of a title (the one lookup that scans every payload); enough of them for
     /// `Library::resolve` to call an ambiguous reference ambiguous.
     fn named(&self, reference: &str) -> Result<Vec<(String, Paper, Vec<f32>)>> {
         let r = reference.trim();
+        let by_id =
+            json!({"must": [{"key": "ids", "match": {"any": [r, strip_arxiv_version(r)]}}]});
+        let found = self.scroll(&by_id, 11)?;
         let norm = normalize_title(r);
-        let mut should = vec![json!({"key": "ids", "match": {"any": [r, strip_arxiv_version(r)]}})];
-        if !norm.is_empty() {
-            should.push(json!({"key": "title_norm", "match": {"value": norm}}));
-            should.push(json!({"key": "title_norm", "match": {"text": norm}}));
+        if !found.is_empty() || norm.is_empty() {
+            return Ok(found);
         }
-        self.scroll(&json!({"should": should}), 11)
+        let by_title = json!({"must": [{"key": "title_norm", "match": {"value": norm}}]});
+        let found = self.scroll(&by_title, 11)?;
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        self.scroll(
+            &json!({"must": [{"key": "title_norm", "match": {"text": norm}}]}),
+            11,
+        )
     }
 
     /// Writes `rows` of `lib` as points (`point_of(row)` naming each), [`WRITE_BATCH`] (or
