@@ -449,7 +449,16 @@ pub fn rebuild_index(
     if let Some(o) = change.apply(HnswParams::default()).out_of_bounds() {
         return Err(Error::InvalidInput(format!("{}: {o}", o.option)));
     }
-    crate::library::Manifest::read(dir)?;
+    if let Some(e) = Manifest::read(dir)?.engine {
+        // Its index is the collection's (Qdrant builds its own graphs): nothing here to rebuild.
+        return Err(Error::Library {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "keeps its papers in the {} collection `{}`, which indexes them itself; `index rebuild` works on local libraries",
+                e.kind, e.collection
+            ),
+        });
+    }
     let lock = crate::directory::WriteLock::acquire(dir, wait)?;
     let mut lib = Library::open_to_reindex(dir, |params| change.apply(params))?;
     let params = lib.manifest().index;

@@ -6,10 +6,6 @@ use super::{library_dir, load_embedder, progress, Global};
 use papersim::pipeline::{self, IndexChange};
 
 pub fn rebuild(g: &Global, change: IndexChange, reembed: bool, wait: bool) -> Result<()> {
-    if papersim::library::Library::exists(&library_dir(g)) {
-        // A Qdrant library's index is the collection's: nothing here to rebuild.
-        super::open_library(g)?;
-    }
     let bar = progress::Bar::new(g.quiet);
     // Re-embedding uses --model (or the default model), not the library's: it switches models.
     let load = reembed.then_some(|| load_embedder(g, None, &bar));
