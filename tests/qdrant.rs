@@ -533,3 +533,97 @@ fn an_unreachable_cluster_is_a_clear_error_naming_the_url() {
         stderr(&o)
     );
 }
+
+/// A single Qdrant node of its own that requires an API key, killed when dropped.
+struct KeyedNode(std::process::Child);
+
+impl Drop for KeyedNode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_api_key_is_sent_from_the_flag_or_the_environment() {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = std::env::var_os("QDRANT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bin/qdrant"));
+    assert!(
+        bin.is_file(),
+        "no Qdrant server at {}: {HOW}",
+        bin.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let key = "papersim-test-key";
+    let url = "http://127.0.0.1:17533";
+    let _node = KeyedNode(
+        Command::new(&bin)
+            .current_dir(tmp.path())
+            .env("QDRANT__SERVICE__HOST", "127.0.0.1")
+            .env("QDRANT__SERVICE__HTTP_PORT", "17533")
+            .env("QDRANT__SERVICE__GRPC_PORT", "17534")
+            .env("QDRANT__SERVICE__API_KEY", key)
+            .env("QDRANT__STORAGE__STORAGE_PATH", tmp.path().join("storage"))
+            .env("QDRANT__TELEMETRY_DISABLED", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while ureq::get(format!("{url}/readyz")).call().is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the keyed node did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lib = tmp.path().join("q");
+    let init = |extra: &[&str]| {
+        let mut args = vec!["init", "--engine", "qdrant", "--url", url];
+        args.extend(extra);
+        run(&lib, &args)
+    };
+    // Without the key: refused by the server, said clearly, nothing created.
+    let o = init(&[]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with(&format!("papersim: error: Qdrant at {url}")),
+        "{err}"
+    );
+    assert!(
+        err.contains("HTTP 401") && err.contains("--api-key"),
+        "{err}"
+    );
+    assert!(!lib.join("manifest.json").exists());
+    // With the flag: created; the key is not stored in the library.
+    ok(
+        &lib,
+        &["init", "--engine", "qdrant", "--url", url, "--api-key", key],
+    );
+    let manifest = std::fs::read_to_string(lib.join("manifest.json")).unwrap();
+    assert!(
+        !manifest.contains(key),
+        "the API key was stored: {manifest}"
+    );
+    // Later commands take it from the environment.
+    let info = |with_key: bool| {
+        let mut c = papersim();
+        c.arg("--library")
+            .arg(&lib)
+            .args(["info", "--format", "json"]);
+        if with_key {
+            c.env("PAPERSIM_QDRANT_API_KEY", key);
+        }
+        c.output().unwrap()
+    };
+    let o = info(true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["papers"], 0);
+    let o = info(false);
+    assert!(stderr(&o).contains("HTTP 401"), "{}", stderr(&o));
+}
