@@ -57,6 +57,7 @@ fn collection(name: &str) -> String {
 
 fn run(lib: &Path, args: &[&str]) -> Output {
     papersim()
+        .env_remove("PAPERSIM_QDRANT_API_KEY")
         .arg("--library")
         .arg(lib)
         .arg("--quiet")
@@ -371,6 +372,7 @@ fn a_node_killed_mid_ingest_then_a_rerun_converges() {
     init(&q, &name);
     let ingest = |lib: &Path| {
         let mut c = papersim();
+        c.env_remove("PAPERSIM_QDRANT_API_KEY");
         c.arg("--library")
             .arg(lib)
             .arg("--quiet")
@@ -612,6 +614,7 @@ fn an_api_key_is_sent_from_the_flag_or_the_environment() {
     // Later commands take it from the environment.
     let info = |with_key: bool| {
         let mut c = papersim();
+        c.env_remove("PAPERSIM_QDRANT_API_KEY");
         c.arg("--library")
             .arg(&lib)
             .args(["info", "--format", "json"]);
