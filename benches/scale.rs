@@ -520,7 +520,12 @@ fn library(
         "{n} papers: ingested in {:.1} s (peak RSS {:.0} MiB)",
         stats.seconds, stats.peak_rss_mib
     );
-    fs::remove_dir_all(&input_dir).with_context(|| format!("removing {}", input_dir.display()))?;
+    // `PAPERSIM_SCALE_KEEP_INPUTS=1` keeps the digests and matrix for another store to ingest
+    // the same papers (scripts/bench-qdrant.sh).
+    if std::env::var_os("PAPERSIM_SCALE_KEEP_INPUTS").is_none() {
+        fs::remove_dir_all(&input_dir)
+            .with_context(|| format!("removing {}", input_dir.display()))?;
+    }
     papersim::directory::write_atomically(&marker, &serde_json::to_vec_pretty(&stats)?)?;
     Ok((lib, stats))
 }

@@ -98,6 +98,11 @@ pub enum Error {
 
     #[error("references {path}: {reason}")]
     References { path: PathBuf, reason: String },
+
+    /// A Qdrant cluster that did not answer, refused a request, or did not acknowledge a
+    /// write: the node's URL (or every URL tried) and what went wrong.
+    #[error("Qdrant at {url}: {reason}")]
+    Qdrant { url: String, reason: String },
 }
 
 impl Error {

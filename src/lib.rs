@@ -25,6 +25,7 @@ pub mod progress;
 pub mod rank;
 pub mod report;
 pub mod serve;
+pub mod store;
 
 // What a Rust user of the crate needs, in one place: read digests, embed, keep a library,
 // rank. The modules stay public for the rest (model resolution, the indexes, the formats).

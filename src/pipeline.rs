@@ -3,8 +3,15 @@
 //! lock), a re-embedding, and checking that a model fits a library. The binary calls these,
 //! and so will any other front end (a server), so that the write protocol lives in one place.
 //!
+//! A library whose papers live in a Qdrant collection (`crate::store`) is ingested into the
+//! same way: the papers the digests may touch are read from the collection into a library in
+//! memory, the ingest is planned and applied there by the same identity rules, and the papers
+//! it added or changed are written back, acknowledged batch by batch ([`init_remote`],
+//! [`export_to_qdrant`]).
+//!
 //! May import: `crate::encode`, `crate::library`, `crate::index`, `crate::digest`,
-//! `crate::progress`, `crate::error`. Never `crate::rank`.
+//! `crate::progress`, `crate::error`, `crate::store`, `crate::feedback`, `crate::directory`.
+//! Never `crate::rank`.
 
 use std::path::Path;
 
@@ -13,8 +20,9 @@ use crate::encode::model::ModelFiles;
 use crate::encode::Embedder;
 use crate::feedback::{Log, Op, Record};
 use crate::index::{HnswParams, VectorDtype};
-use crate::library::{export, IngestPlan, IngestReport, Library, ModelInfo};
+use crate::library::{export, Engine, IngestPlan, IngestReport, Library, Manifest, ModelInfo};
 use crate::progress::Progress;
+use crate::store::qdrant::{point_id, QdrantStore};
 use crate::{Error, Result};
 
 /// What a library records of the model its vectors came from.
@@ -94,6 +102,11 @@ pub fn ingest(
     let model = model_info(embedder.files())?;
     if let Some(lib) = &opened {
         fits(lib, embedder.files(), &model)?;
+        if lib.manifest().engine.is_some() {
+            return ingest_remote(lib, digests, wait, progress, |plan, staged| {
+                vectors_for(plan, digests, staged.dim(), reuse, &embedder, progress)
+            });
+        }
     }
     let (lock, lib) = Library::lock(dir, wait, opened)?;
     let mut lib = match lib {
@@ -137,6 +150,15 @@ pub fn ingest_embedded(
     let mut lib = if Library::exists(dir) {
         let lib = Library::open(dir)?;
         exported.check_model(&lib)?;
+        if lib.manifest().engine.is_some() {
+            return ingest_remote(
+                &lib,
+                digests,
+                wait,
+                &crate::progress::NoProgress,
+                |plan, _| exported.vectors_for(plan, digests),
+            );
+        }
         lib
     } else {
         Library::create(dir, exported.model.clone(), HnswParams::default())?
@@ -163,6 +185,164 @@ pub fn ingest_embedded(
     let report = lib.apply_ingest(plan, &vectors)?;
     lib.commit(&lock)?;
     Ok(report)
+}
+
+/// An ingest into the library `lib` (opened from its directory: the manifest) whose papers
+/// live in a Qdrant collection. Under the directory's write lock (one papersim writer per
+/// library directory), the stored papers that `digests` may merge with — by id, alias or
+/// normalised title — are read into a library in memory, the ingest is planned and applied
+/// there as on a local library, `vectors` gives the new papers' vectors (embedded, reused or
+/// imported), and the papers added or changed are written, each batch acknowledged. A
+/// re-run after a failure converges: point ids are derived from paper ids, so a paper written
+/// twice is one point.
+fn ingest_remote(
+    lib: &Library,
+    digests: &[Digest],
+    wait: bool,
+    progress: &dyn Progress,
+    vectors: impl FnOnce(&IngestPlan, &Library) -> Result<Vec<f32>>,
+) -> Result<IngestReport> {
+    let store = QdrantStore::open(lib.root(), lib.manifest().clone(), None)?;
+    let _lock = crate::directory::WriteLock::acquire(lib.root(), wait)?;
+    let mut ids = Vec::new();
+    let mut titles = Vec::new();
+    for p in digests.iter().flat_map(|d| &d.papers) {
+        let id = p.id();
+        let bare = crate::paper::strip_arxiv_version(&id).to_string();
+        if bare != id {
+            ids.push(bare);
+        }
+        ids.push(id);
+        titles.push(crate::paper::normalize_title(&p.title));
+    }
+    let mut staged = store.staging(&ids, &titles)?;
+    let plan = staged.lib.plan_ingest(digests)?;
+    let vectors = vectors(&plan, &staged.lib)?;
+    let mut report = staged.lib.apply_ingest(plan, &vectors)?;
+    let rows = staged.lib.touched_rows();
+    let (points, staged_lib) = (&staged.points, &staged.lib);
+    let point_of = |row: usize| -> Result<String> {
+        match points.get(row) {
+            Some(p) => Ok(p.clone()),
+            None => Ok(point_id(&staged_lib.paper(row)?.id)),
+        }
+    };
+    store.write_rows(staged_lib, &rows, &point_of, false, progress)?;
+    report.papers_total = store.count()?;
+    Ok(report)
+}
+
+/// Creates the library of a new directory `dir` whose papers and vectors live in the Qdrant
+/// collection `engine` names (`papersim init --engine qdrant`): the collection is created
+/// first (or an existing one of the model's dimension taken), so that an unreachable cluster
+/// or a refused key leaves the directory untouched; then the manifest records the model and
+/// the engine.
+pub fn init_remote(
+    dir: &Path,
+    model: ModelInfo,
+    engine: Engine,
+    api_key: Option<&str>,
+    wait: bool,
+) -> Result<()> {
+    if Library::exists(dir) {
+        return Err(Error::Library {
+            path: dir.to_path_buf(),
+            reason: "is a library already; `papersim init` creates a new one in a new or empty directory".into(),
+        });
+    }
+    let manifest = Library::create(dir, model.clone(), HnswParams::default())?
+        .manifest()
+        .clone();
+    let store = QdrantStore::open(
+        dir,
+        Manifest {
+            engine: Some(engine.clone()),
+            ..manifest
+        },
+        api_key,
+    )?;
+    store.create_collection(model.dim)?;
+    Library::create_remote(dir, model, engine, wait)
+}
+
+/// What [`export_to_qdrant`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Papers of the local library.
+    pub papers: usize,
+    /// Papers written now (the others were in the collection already: a resumed export).
+    pub written: usize,
+    /// Papers in the collection afterwards.
+    pub collection_papers: usize,
+}
+
+/// Moves the local library in `source` into the Qdrant collection `engine` names, as the
+/// Qdrant library `target` (created on first use, with the source's model, and the reader's
+/// feedback log copied when the target has none). Papers are written in acknowledged batches
+/// with progress; points the collection already holds are skipped, so an interrupted export
+/// resumes where it stopped. The source is only read.
+pub fn export_to_qdrant(
+    source: &Path,
+    target: &Path,
+    engine: Engine,
+    api_key: Option<&str>,
+    wait: bool,
+    progress: &dyn Progress,
+) -> Result<ExportReport> {
+    let lib = Library::open_for_reading(source)?;
+    if let Some(e) = &lib.manifest().engine {
+        return Err(Error::Library {
+            path: source.to_path_buf(),
+            reason: format!(
+                "keeps its papers in the {} collection `{}` already; export moves a local library",
+                e.kind, e.collection
+            ),
+        });
+    }
+    if Library::exists(target) {
+        let existing = Manifest::read(target)?;
+        let same = existing
+            .engine
+            .as_ref()
+            .is_some_and(|e| e.kind == engine.kind && e.collection == engine.collection);
+        if !same {
+            return Err(Error::Library {
+                path: target.to_path_buf(),
+                reason: format!(
+                    "is a library already, not one kept in the {} collection `{}`; export into a new directory (or the one a previous export of this collection made, to resume it)",
+                    engine.kind, engine.collection
+                ),
+            });
+        }
+        Library::open(target)?.check_model(&lib.manifest().model)?;
+    } else {
+        init_remote(
+            target,
+            lib.manifest().model.clone(),
+            engine.clone(),
+            api_key,
+            wait,
+        )?;
+    }
+    let manifest = Manifest::read(target)?;
+    let store = QdrantStore::open(target, manifest, api_key)?;
+    // A resumed export may find the collection gone or never made (a failed init).
+    store.create_collection(lib.dim())?;
+    let log = source.join(crate::feedback::LOG);
+    let copy = target.join(crate::feedback::LOG);
+    if log.is_file() && !copy.exists() {
+        let bytes = std::fs::read(&log).map_err(|e| Error::io(&log, e))?;
+        crate::directory::write_new(&copy, &bytes)?;
+    }
+    let _lock = crate::directory::WriteLock::acquire(target, wait)?;
+    let rows: Vec<usize> = (0..lib.len()).collect();
+    let point_of = |row: usize| -> Result<String> { Ok(point_id(&lib.paper(row)?.id)) };
+    let written = store.write_rows(&lib, &rows, &point_of, true, progress)?;
+    Ok(ExportReport {
+        papers: lib.len(),
+        written,
+        collection_papers: store.count()?,
+    })
 }
 
 /// Gives a new library the vector dtype asked for; refuses one that holds papers of another.
@@ -269,7 +449,16 @@ pub fn rebuild_index(
     if let Some(o) = change.apply(HnswParams::default()).out_of_bounds() {
         return Err(Error::InvalidInput(format!("{}: {o}", o.option)));
     }
-    crate::library::Manifest::read(dir)?;
+    if let Some(e) = Manifest::read(dir)?.engine {
+        // Its index is the collection's (Qdrant builds its own graphs): nothing here to rebuild.
+        return Err(Error::Library {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "keeps its papers in the {} collection `{}`, which indexes them itself; `index rebuild` works on local libraries",
+                e.kind, e.collection
+            ),
+        });
+    }
     let lock = crate::directory::WriteLock::acquire(dir, wait)?;
     let mut lib = Library::open_to_reindex(dir, |params| change.apply(params))?;
     let params = lib.manifest().index;

@@ -20,6 +20,7 @@ mod library;
 mod model;
 mod mpnet;
 mod profile;
+mod qdrant;
 mod reliability;
 mod safety;
 mod scale;

@@ -173,6 +173,52 @@ pub(super) fn reader(g: &Global, args: &ProfileArgs, lib: &Library) -> Result<Re
     )
 }
 
+/// The papers a reader's likes and dislikes name, unresolved (ids, titles), from the same
+/// sources [`reader`] reads: the flags and profile file, else the stored feedback (its ids
+/// and titles), else `<library>/profile.json`. A store that fetches papers as asked (a Qdrant
+/// library) fetches these, then [`reader`] resolves them in what it fetched.
+pub(super) fn reader_references(
+    g: &Global,
+    args: &ProfileArgs,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let mut likes = args.like.clone();
+    let mut unlikes = args.unlike.clone();
+    let file = |path: &std::path::Path,
+                likes: &mut Vec<String>,
+                unlikes: &mut Vec<String>|
+     -> Result<()> {
+        let prof = Profile::read(path)?;
+        likes.extend(prof.like);
+        unlikes.extend(prof.unlike);
+        Ok(())
+    };
+    if let Some(p) = &args.profile {
+        file(p, &mut likes, &mut unlikes)?;
+    }
+    if !args.like.is_empty() || args.profile.is_some() {
+        return Ok((likes, unlikes));
+    }
+    let log = Log::of_library(&library_dir(g));
+    let fb = log.feedback()?;
+    for (tag, marks) in fb.likes() {
+        if args.tag.as_deref().is_none_or(|t| t == tag) {
+            for m in marks {
+                likes.push(m.id);
+                likes.push(m.title);
+            }
+        }
+    }
+    for m in fb.dislikes() {
+        unlikes.push(m.id);
+        unlikes.push(m.title);
+    }
+    let default = library_dir(g).join("profile.json");
+    if likes.is_empty() && default.is_file() {
+        file(&default, &mut likes, &mut unlikes)?;
+    }
+    Ok((likes, unlikes))
+}
+
 /// `like`, `dislike`, `forget`, `seen`: every paper is resolved before anything is written, so
 /// one unknown paper writes nothing; then one durable append.
 pub fn mark(g: &Global, op: Op, papers: &[String], tag: Option<&str>) -> Result<()> {
@@ -183,7 +229,11 @@ pub fn mark(g: &Global, op: Op, papers: &[String], tag: Option<&str>) -> Result<
         Op::Like => Some(tag.unwrap_or(DEFAULT_TAG)),
         _ => tag,
     };
-    let lib = open_library(g)?;
+    let store = super::open_store(g)?;
+    let lib = store.view(&papersim::store::Need {
+        references: papers.to_vec(),
+        ..Default::default()
+    })?;
     let log = Log::of_library(&library_dir(g));
     let records = papersim::pipeline::feedback_records(&lib, &log, op, papers, tag)?;
     log.append(&records)?;

@@ -60,7 +60,8 @@ pub fn import(g: &Global, path: &Path, tag: Option<&str>) -> Result<()> {
     }
     let root = library_dir(g);
     let opened = if Library::exists(&root) {
-        Some(Library::open_for_reading(&root)?)
+        // Matching by DOI reads every local record: a Qdrant library is refused, clearly.
+        Some(super::open_library(g)?)
     } else {
         None
     };

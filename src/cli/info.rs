@@ -10,13 +10,20 @@ use papersim::library::Library;
 
 /// Reads the manifest only, so that `info` costs the same at any library size.
 pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
-    let lib = Library::summary(&library_dir(g))?;
+    let mut lib = Library::summary(&library_dir(g))?;
+    // A Qdrant library's papers are counted in its collection (one request).
+    if lib.manifest.engine.is_some() {
+        lib.manifest.papers = papersim::store::open(&lib.root, None)?.len()?;
+    }
     let m = &lib.manifest;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match format {
         InfoFormat::Json => {
-            let doc = papersim::report::info(&lib);
+            let mut doc = papersim::report::info(&lib);
+            if let Some(e) = &m.engine {
+                doc["engine"] = serde_json::to_value(e)?;
+            }
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         }
@@ -27,6 +34,17 @@ pub fn info(g: &Global, format: InfoFormat) -> Result<()> {
                 printable(&lib.root.display().to_string())
             )?;
             writeln!(out, "papers      {}", m.papers)?;
+            if let Some(e) = &m.engine {
+                writeln!(
+                    out,
+                    "engine      {} collection `{}` at {} ({} shard(s), {} replica(s))",
+                    printable(&e.kind),
+                    printable(&e.collection),
+                    printable(&e.urls.join(", ")),
+                    e.shards,
+                    e.replicas
+                )?;
+            }
             writeln!(out, "digests     {}", m.digests.len())?;
             writeln!(
                 out,

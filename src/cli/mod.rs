@@ -6,6 +6,7 @@
 mod args;
 mod bench;
 mod embed;
+mod engine;
 mod feedback;
 mod fetch;
 mod import;
@@ -36,6 +37,8 @@ use papersim::encode::tokenize::BatchLimits;
 use papersim::feedback::Op;
 use papersim::library::{self, Library};
 use papersim::pipeline::IndexChange;
+use papersim::rank::{RankOptions, Retrieval};
+use papersim::store::{Need, Store, View};
 use papersim::{Embedder, EmbedderConfig};
 
 /// Find related research papers from your paper digests, locally.
@@ -95,6 +98,23 @@ enum Command {
         /// Wait for another writer instead of failing.
         #[arg(long)]
         wait: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: InfoFormat,
+    },
+    /// Create a library kept in a Qdrant collection (--engine qdrant --url URL): the directory
+    /// keeps the manifest and your feedback, the collection the papers and vectors.
+    Init {
+        #[command(flatten)]
+        engine: engine::EngineArgs,
+    },
+    /// Move the local library into a Qdrant collection, as the Qdrant library --to DIR:
+    /// batched, acknowledged writes; a re-run resumes (papers already there are skipped).
+    Export {
+        #[command(flatten)]
+        engine: engine::EngineArgs,
+        /// The directory of the Qdrant library (created, or the one an earlier export made).
+        #[arg(long, required = true)]
+        to: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: InfoFormat,
     },
@@ -331,6 +351,8 @@ pub fn run(args: Args) -> Result<()> {
             *wait,
             *format,
         ),
+        Command::Init { engine } => engine::init(g, engine),
+        Command::Export { engine, to, format } => engine::export(g, engine, to, *format),
         Command::Fetch { source } => fetch::fetch(g, source),
         Command::Info { format } => info::info(g, *format),
         Command::Bench(a) => bench::bench(g, a),
@@ -483,9 +505,65 @@ fn announce(g: &Global, embedder: &Embedder, texts: usize) {
     );
 }
 
-/// Opens the library for a command that only reads it: records are read as needed.
+/// Opens the library for a command that only reads it: records are read as needed. A library
+/// kept in Qdrant is refused here, naming the commands that work on one: this command reads
+/// the local files, and would find none.
 fn open_library(g: &Global) -> Result<Library> {
-    Ok(Library::open_for_reading(&library_dir(g))?)
+    let lib = Library::open_for_reading(&library_dir(g))?;
+    if let Some(e) = &lib.manifest().engine {
+        anyhow::bail!(
+            "library {} keeps its papers in the {} collection `{}`; this command works on local libraries only \
+             (on a Qdrant library: ingest, info, similar, query, recommend, triage, like, dislike, forget, seen; see docs/qdrant.md)",
+            library_dir(g).display(),
+            e.kind,
+            e.collection
+        );
+    }
+    Ok(lib)
+}
+
+/// The library's store: its own directory, or the Qdrant collection its manifest names.
+fn open_store(g: &Global) -> Result<Box<dyn Store>> {
+    Ok(papersim::store::open(&library_dir(g), None)?)
+}
+
+/// What a ranking over `store` needs: the papers `references` name, and the nearest neighbours
+/// of those in `around` and of `queries`, as many as the ranking takes as candidates (`extra`
+/// more for papers it drops) in the date window of `opts`. The whole library for a local one.
+fn view_for<'a>(
+    store: &'a dyn Store,
+    opts: &RankOptions,
+    references: Vec<String>,
+    around: Vec<String>,
+    queries: Vec<Vec<f32>>,
+    extra: usize,
+) -> Result<View<'a>> {
+    let per_query = if around.is_empty() && queries.is_empty() {
+        0
+    } else {
+        papersim::rank::candidate_count(store.len()?, opts, extra)
+    };
+    Ok(store.view(&Need {
+        references,
+        around,
+        queries,
+        per_query,
+        since: opts.since.clone(),
+        until: opts.until.clone(),
+    })?)
+}
+
+/// Refuses lexical-only ranking on a store without papersim's lexical index (Qdrant): it would
+/// rank nothing. Hybrid works there on the dense candidates (docs/qdrant.md).
+fn check_mode(store: &dyn Store, mode: Retrieval) -> Result<()> {
+    if store.engine() != "local" && mode == Retrieval::Lexical {
+        anyhow::bail!(
+            "--mode lexical needs papersim's lexical (BM25) index, which a {} library does not have; \
+             use --mode dense, or hybrid (BM25 over the dense candidates; docs/qdrant.md)",
+            store.engine()
+        );
+    }
+    Ok(())
 }
 
 fn parse_opts(input_format: &str, date: Option<&str>) -> Result<ParseOptions> {

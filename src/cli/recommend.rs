@@ -5,7 +5,10 @@ use serde_json::json;
 
 use super::feedback::Reader;
 use super::output::{library_rows, ExplainTarget, Report};
-use super::{library_embedder, open_library, print, progress, Global, ProfileArgs, RankArgs};
+use super::{
+    check_mode, library_embedder, open_store, print, progress, view_for, Global, ProfileArgs,
+    RankArgs,
+};
 use papersim::library::Library;
 use papersim::rank::{self, Ranked};
 
@@ -16,7 +19,12 @@ pub(super) fn ids(lib: &Library, rows: &[usize]) -> papersim::Result<Vec<String>
 
 pub fn recommend(g: &Global, reader: &ProfileArgs, rank: &RankArgs) -> Result<()> {
     let mut opts = super::args::rank_options(rank)?;
-    let lib = open_library(g)?;
+    let store = open_store(g)?;
+    check_mode(&*store, rank.mode.into())?;
+    let (liked, disliked) = super::feedback::reader_references(g, reader)?;
+    let extra = liked.len() + disliked.len();
+    let references = liked.iter().chain(&disliked).cloned().collect();
+    let lib = view_for(&*store, &opts, references, liked, Vec::new(), extra)?;
     let Reader {
         likes: like_rows,
         unlikes: unlike_rows,

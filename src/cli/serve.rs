@@ -12,6 +12,10 @@ use super::{library_dir, load_embedder, progress, Global};
 use papersim::serve::{self, Access, Config};
 
 pub fn serve(g: &Global, addr: SocketAddr, max_body: usize, timeout_s: u64) -> Result<()> {
+    if papersim::library::Library::exists(&library_dir(g)) {
+        // The server holds a local library open; a Qdrant one it would serve as empty.
+        super::open_library(g)?;
+    }
     let quiet = g.clone();
     let embedder_options = g.clone();
     let config = Config {

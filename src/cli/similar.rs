@@ -4,13 +4,19 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::output::{library_rows, ExplainTarget, Report};
-use super::{library_embedder, open_library, print, progress, FeedbackArgs, Global, RankArgs};
+use super::{
+    check_mode, library_embedder, open_store, print, progress, view_for, FeedbackArgs, Global,
+    RankArgs,
+};
 use papersim::rank::{self, Ranked};
 
 pub fn similar(g: &Global, paper: &str, rank: &RankArgs, feedback: &FeedbackArgs) -> Result<()> {
     let mut opts = super::args::rank_options(rank)?;
     opts.feedback = feedback.feedback(rank.mode)?;
-    let lib = open_library(g)?;
+    let store = open_store(g)?;
+    check_mode(&*store, rank.mode.into())?;
+    let reference = vec![paper.to_string()];
+    let lib = view_for(&*store, &opts, reference.clone(), reference, Vec::new(), 10)?;
     let row = lib.resolve(paper)?;
     let ranked = rank::similar(&lib, row, &opts, rank.mode.into())?;
     let embedder = if rank.explain {

@@ -10,8 +10,8 @@ use super::feedback::Reader;
 use super::output::Report;
 use super::recommend::ids;
 use super::{
-    announce, library_dir, library_embedder, load_embedder, note, open_library, parse_opts, print,
-    progress, read_digests, Global, ProfileArgs, RankArgs,
+    announce, library_dir, library_embedder, load_embedder, note, parse_opts, print, progress,
+    read_digests, Global, ProfileArgs, RankArgs,
 };
 use papersim::feedback::{Log, Op, Record};
 use papersim::index::lexical::paper_text;
@@ -39,7 +39,18 @@ pub fn triage(
         &[digest_path.to_path_buf()],
         &parse_opts(input_format, None)?,
     )?;
-    let lib = open_library(g)?;
+    let store = super::open_store(g)?;
+    super::check_mode(&*store, rank.mode.into())?;
+    // Triage ranks the digest's papers: of the library it needs the reader's papers only.
+    let (liked, disliked) = super::feedback::reader_references(g, reader)?;
+    let lib = super::view_for(
+        &*store,
+        &opts,
+        liked.iter().chain(&disliked).cloned().collect(),
+        Vec::new(),
+        Vec::new(),
+        0,
+    )?;
     let Reader {
         likes: like_rows,
         unlikes: unlike_rows,

@@ -860,7 +860,7 @@ impl Library {
 
     /// Appends a paper record as the next row (its vector comes with
     /// [`Library::append_vectors`]).
-    fn push_paper(&mut self, paper: Paper) {
+    pub(super) fn push_paper(&mut self, paper: Paper) {
         let row = self.papers.len();
         self.by_id.insert(paper.id.clone(), row);
         for alias in &paper.aliases {

@@ -116,6 +116,26 @@ pub struct Manifest {
     /// until the next full commit writes them afresh with their checksums.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, FileSum>,
+    /// Where the papers and vectors live when not in this directory: a Qdrant collection
+    /// (`papersim init --engine qdrant`). Absent for a local library, whose manifest is
+    /// written exactly as before engines existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
+}
+
+/// A remote engine holding a library's papers (as payload) and vectors; the directory keeps
+/// the manifest (model, this) and the reader's feedback log. The API key is never stored
+/// here: it comes from `PAPERSIM_QDRANT_API_KEY` (or `--api-key`) on every run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Engine {
+    /// `qdrant`, the one kind so far.
+    pub kind: String,
+    /// The nodes' REST URLs (`http://host:6333`, or https), tried in order: one node down
+    /// leaves the others to answer.
+    pub urls: Vec<String>,
+    pub collection: String,
+    pub shards: u32,
+    pub replicas: u32,
 }
 
 /// A file's length and CRC-32 (IEEE), as [`Manifest::checksums`] records them. CRC-32 rather

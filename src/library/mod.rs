@@ -73,7 +73,7 @@ pub use ingest::{
 use manifest::now;
 use manifest::FileSum;
 pub use manifest::{
-    DigestRecord, GenerationFiles, Manifest, ModelInfo, Segment, FORMAT_VERSION, MANIFEST,
+    DigestRecord, Engine, GenerationFiles, Manifest, ModelInfo, Segment, FORMAT_VERSION, MANIFEST,
     READABLE_FORMAT_VERSIONS,
 };
 pub use merge_policy::{CommitShape, MergePolicy, COMPACT_FRACTION, MAX_SEGMENTS};
@@ -615,6 +615,7 @@ impl Library {
                 digests: Vec::new(),
                 updated: now(),
                 checksums: Default::default(),
+                engine: None,
             },
             papers: Vec::new(),
             vectors: ExactIndex::new(dim),
@@ -631,6 +632,63 @@ impl Library {
             policy: MergePolicy::default(),
             lazy: None,
         })
+    }
+
+    /// A library held in memory only, of `papers` and their `vectors` (row-major, unit norm)
+    /// under `manifest`: the papers a remote engine returned for one command (see
+    /// `crate::store`), ranked here as any library is. Every row counts as committed, so that
+    /// an ingest planned on it reports what it changed ([`Library::touched_rows`]); it is never
+    /// committed. A paper whose id (or alias) an earlier one holds is skipped.
+    pub fn in_memory(
+        root: &Path,
+        manifest: Manifest,
+        papers: Vec<Paper>,
+        vectors: &[f32],
+    ) -> Result<Library> {
+        let dim = manifest.model.dim;
+        if vectors.len() != papers.len() * dim {
+            return Err(lib_err(
+                root,
+                format!(
+                    "{} papers came with {} vector values (dimension {dim})",
+                    papers.len(),
+                    vectors.len()
+                ),
+            ));
+        }
+        crate::index::validate_vectors(vectors, dim, 0)?;
+        let mut lib = Library::create(root, manifest.model.clone(), manifest.index)?;
+        let mut kept = Vec::with_capacity(vectors.len());
+        for (i, paper) in papers.into_iter().enumerate() {
+            let known = std::iter::once(&paper.id)
+                .chain(&paper.aliases)
+                .any(|id| lib.by_id.contains_key(id));
+            if !known {
+                lib.push_paper(paper);
+                kept.extend_from_slice(&vectors[i * dim..(i + 1) * dim]);
+            }
+        }
+        lib.vectors.add(&kept)?;
+        lib.manifest = Manifest {
+            papers: lib.papers.len(),
+            generation: 0,
+            ..manifest
+        };
+        lib.base_rows = lib.papers.len();
+        lib.committed_rows = lib.papers.len();
+        lib.full_rewrite = false;
+        lib.dirty = false;
+        Ok(lib)
+    }
+
+    /// Rows added or changed since the library was opened (or made [`Library::in_memory`]),
+    /// in row order: what an ingest must write.
+    pub fn touched_rows(&self) -> Vec<usize> {
+        self.changed
+            .iter()
+            .copied()
+            .chain(self.committed_rows..self.len())
+            .collect()
     }
 
     pub fn root(&self) -> &Path {

@@ -17,14 +17,15 @@ use std::path::Path;
 
 use super::format::papers_jsonl;
 use super::manifest::{
-    generation_of, now, FileSum, GenerationFiles, Manifest, Segment, FORMAT_VERSION, MANIFEST,
+    generation_of, now, Engine, FileSum, GenerationFiles, Manifest, ModelInfo, Segment,
+    FORMAT_VERSION, MANIFEST,
 };
 use super::record::Paper;
 use super::{blocks, keys, npy};
 use super::{lib_err, Library};
 use crate::directory::{file_kind, remove_leftover, write_atomically, write_new, WriteLock};
 use crate::index::hnsw::saved_file_names;
-use crate::index::VectorIndex;
+use crate::index::{HnswParams, VectorIndex};
 use crate::Result;
 
 impl Library {
@@ -40,6 +41,17 @@ impl Library {
         self.writable("commit")?;
         if !self.dirty {
             return Ok(());
+        }
+        if let Some(engine) = self.manifest.engine.as_ref().filter(|_| !self.is_empty()) {
+            // Its papers live in the engine: files here would be a second, diverging copy.
+            return Err(lib_err(
+                &self.root,
+                format!(
+                    "keeps its papers in the {} collection `{}`, not in this directory; \
+                     this command cannot write to it",
+                    engine.kind, engine.collection
+                ),
+            ));
         }
         if self.manifest.generation == 0 {
             self.write_empty_manifest()?;
@@ -85,6 +97,23 @@ impl Library {
         self.dirty = false;
         self.remove_stale_files(&previous);
         Ok(())
+    }
+
+    /// Creates the library of a new directory `root` whose papers and vectors live in `engine`
+    /// (`papersim init --engine qdrant`): its manifest, of generation 0 and naming no file,
+    /// records the model and the engine. Refused where a library (or anything not papersim's)
+    /// already is.
+    pub fn create_remote(root: &Path, model: ModelInfo, engine: Engine, wait: bool) -> Result<()> {
+        let (_lock, existing) = Library::lock(root, wait, None)?;
+        if existing.is_some() {
+            return Err(lib_err(
+                root,
+                "is a library already; `papersim init` creates a new one in a new or empty directory",
+            ));
+        }
+        let mut lib = Library::create(root, model, HnswParams::default())?;
+        lib.manifest.engine = Some(engine);
+        lib.write_empty_manifest()
     }
 
     /// Writes generation `generation` as a full one: every paper, vector, the lexical index,

@@ -16,14 +16,20 @@ use crate::{Error, Result};
 /// else at least 4k and 50 (`extra` more for papers the caller will drop, such as the liked
 /// ones).
 pub fn count(lib: &Library, opts: &RankOptions, extra: usize) -> usize {
+    candidate_count(lib.len(), opts, extra)
+}
+
+/// [`count`] for a library of `total` papers: what a ranking asks a store for around each
+/// vector it searches (`crate::store::Need::per_query`).
+pub fn candidate_count(total: usize, opts: &RankOptions, extra: usize) -> usize {
     let want = if opts.needs_every_paper() {
-        lib.len()
+        total
     } else {
         (opts.k.saturating_add(extra))
             .max(opts.k.saturating_mul(4))
             .max(50)
     };
-    want.min(lib.len())
+    want.min(total)
 }
 
 /// Candidates of one query with their evidence, index for index.

@@ -35,6 +35,7 @@ mod triage;
 use crate::library::SearchMode;
 use crate::{Error, Result};
 
+pub use candidates::candidate_count;
 pub use explain::{best_sentence, sentences};
 pub use feedback::{expand, FEEDBACK_WEIGHT_RANGE, MAX_FEEDBACK_PAPERS};
 pub use filters::HALF_LIFE_DAYS;
