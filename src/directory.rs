@@ -17,7 +17,7 @@ use crate::{Error, Result};
 /// For files no reader sees until a later rename (of a manifest or a directory) makes them
 /// part of something.
 pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = fs::OpenOptions::new()
+    let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
@@ -28,12 +28,17 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
             },
             _ => Error::io(path, e),
         })?;
+    fill_new(file, path, bytes)
+}
+
+/// Writes `bytes` into `file`, just created at `path` by the caller, and fsyncs it; on failure
+/// removes it (created by this call, so ours to remove: a full disk keeps no half file).
+fn fill_new(mut file: File, path: &Path, bytes: &[u8]) -> Result<()> {
     let written = file
         .write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::io(path, e));
     if written.is_err() {
-        // Created above by this call, so ours to remove: a full disk keeps no half file.
         let _ = fs::remove_file(path);
     }
     written
@@ -50,16 +55,8 @@ pub fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(|e| Error::io(path, e))?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(path, e));
-    if written.is_err() {
-        // Created above by this call, so ours to remove.
-        let _ = fs::remove_file(path);
-        return written;
-    }
+    let file = options.open(path).map_err(|e| Error::io(path, e))?;
+    fill_new(file, path, bytes)?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = sync_dir(parent);
     }

@@ -32,7 +32,9 @@ mod recommend;
 mod similar;
 mod triage;
 
-use crate::library::SearchMode;
+use std::collections::HashSet;
+
+use crate::library::{Library, SearchMode};
 use crate::{Error, Result};
 
 pub use candidates::candidate_count;
@@ -178,6 +180,17 @@ pub struct Ranked {
     pub score: f32,
     /// For profile rankings: the liked paper (row) this one is closest to.
     pub closest_like: Option<usize>,
+}
+
+/// The rows of every paper whose (normalised) title is that of one of `rows`, `rows`
+/// included: copies of a paper under another id. Found through the title keys, which reads a
+/// few records rather than every candidate's.
+pub(crate) fn same_title_rows(lib: &Library, rows: &[usize]) -> Result<HashSet<usize>> {
+    let mut same = HashSet::new();
+    for &r in rows {
+        same.extend(lib.rows_of_title(&lib.paper(r)?.title)?);
+    }
+    Ok(same)
 }
 
 /// The index and value of the first largest element (`(0, -inf)` when empty).

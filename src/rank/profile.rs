@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::finish::{finish, sort_ranked};
-use super::{argmax, RankOptions, Ranked, Retrieval};
+use super::{argmax, same_title_rows, RankOptions, Ranked, Retrieval};
 use crate::index::dot;
 use crate::library::Library;
 use crate::{Error, Result};
@@ -134,20 +134,16 @@ impl ProfileEvidence {
 }
 
 /// What a profile ranking leaves out: the liked and disliked papers' rows, and the rows of
-/// every paper of the same (normalised) title, so that copies of them under another id are
-/// left out too. The copies are found through the title keys, which reads a few records
-/// rather than every candidate's.
+/// every paper of the same title ([`same_title_rows`]), so that copies of them under another
+/// id are left out too.
 pub(crate) fn exclusions(
     lib: &Library,
     likes: &[usize],
     unlikes: &[usize],
 ) -> Result<(HashSet<usize>, HashSet<usize>)> {
     let excluded: HashSet<usize> = likes.iter().chain(unlikes).copied().collect();
-    let mut same_title = HashSet::new();
-    for &r in &excluded {
-        same_title.extend(lib.rows_of_title(&lib.paper(r)?.title)?);
-    }
-    Ok((excluded, same_title))
+    let rows: Vec<usize> = excluded.iter().copied().collect();
+    Ok((excluded, same_title_rows(lib, &rows)?))
 }
 
 /// The end of every profile ranking of library papers: best first, the filters of `opts`

@@ -1,11 +1,9 @@
 //! `similar`: papers like a paper of the library.
 
-use std::collections::HashSet;
-
 use super::candidates::{count, gather};
 use super::feedback::expand;
 use super::finish::finish;
-use super::{RankOptions, Ranked, Retrieval, DUPLICATE_COSINE};
+use super::{same_title_rows, RankOptions, Ranked, Retrieval, DUPLICATE_COSINE};
 use crate::index::dot;
 use crate::library::Library;
 use crate::Result;
@@ -28,12 +26,7 @@ pub fn similar(
 ) -> Result<Vec<Ranked>> {
     opts.validate()?;
     let seed = &lib.vector(row);
-    // The papers of the same title, found through the title keys: reading every candidate's
-    // record to compare titles cost most of a `similar` in a long-lived server.
-    let same_title: HashSet<usize> = lib
-        .rows_of_title(&lib.paper(row)?.title)?
-        .into_iter()
-        .collect();
+    let same_title = same_title_rows(lib, &[row])?;
     let want = count(lib, opts, 10);
     // Feedback moves the search vector only; duplicates are still judged against the paper.
     let expanded = match opts.feedback {
