@@ -11,10 +11,16 @@
 //! PAPERSIM_SERVE_PAPERS=100000 cargo bench --bench serve
 //! PAPERSIM_SERVE_GRAPH=stored PAPERSIM_SERVE_PAPERS=100000 cargo bench --bench serve
 //! PAPERSIM_SERVE_CLIENTS=2 PAPERSIM_SERVE_GRAPH=stored cargo bench --bench serve
+//! PAPERSIM_SERVE_ARGS="--query-batch 1" PAPERSIM_SERVE_GRAPH=stored cargo bench --bench serve
+//! PAPERSIM_BIN=/path/to/other/papersim PAPERSIM_SERVE_GRAPH=stored cargo bench --bench serve
 //! ```
 //!
-//! With `PAPERSIM_SERVE_GRAPH=stored` the copy is given a stored HNSW graph first (`index
-//! rebuild --graph stored`, timed), which the server loads and searches.
+//! With `PAPERSIM_SERVE_GRAPH=stored` the server holds a stored HNSW graph: the first such run
+//! stores one (`index rebuild --graph stored`, timed) in a copy kept beside the scale
+//! benchmark's library (`...-graph`), and every run serves a copy of that, so that runs
+//! compared back to back search the same graph. `PAPERSIM_SERVE_ARGS` adds options to `serve`;
+//! `PAPERSIM_BIN` serves with another build (an older one, to compare).
+//! `PAPERSIM_SERVE_MIX=text` makes every request a dense `query` (the encoder under load).
 //!
 //! Each client keeps one connection (an agent) and cycles through the endpoints: `similar` of
 //! a random paper, `papers/{id}`, `info`, a lexical `query` of a title's words, and one dense
@@ -94,6 +100,18 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `copy_dir` of a library with its folders (a stored graph is one).
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    copy_dir(from, to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
 /// A tiny xorshift, so that clients pick papers without a dependency.
 struct Rng(u64);
 impl Rng {
@@ -164,32 +182,51 @@ fn main() -> Result<()> {
         .prefix("serve-bench-")
         .tempdir_in(cache_dir())?;
     let lib = tmp.path().join("library");
-    copy_dir(&source, &lib)?;
     // PAPERSIM_SERVE_GRAPH=stored: the copy stores its HNSW graph, which the server then holds.
+    // The library with its graph is kept beside the scale benchmark's, so that runs compared
+    // back to back (another binary, other server options) serve the same graph.
     let graph = std::env::var("PAPERSIM_SERVE_GRAPH").unwrap_or_default() == "stored";
     if graph {
-        let t0 = Instant::now();
-        let o = Command::new(&bin)
-            .args([
-                "--library",
-                lib.to_str().context("library path")?,
-                "-q",
-                "index",
-                "rebuild",
-                "--graph",
-                "stored",
-            ])
-            .output()?;
-        ensure!(
-            o.status.success(),
-            "index rebuild failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        eprintln!(
-            "stored the HNSW graph in {:.1} s",
-            t0.elapsed().as_secs_f64()
-        );
+        let with_graph = PathBuf::from(format!("{}-graph", source.display()));
+        if !with_graph.join("manifest.json").is_file() {
+            let building = PathBuf::from(format!("{}-graph.partial", source.display()));
+            let _ = std::fs::remove_dir_all(&building);
+            copy_dir(&source, &building)?;
+            let t0 = Instant::now();
+            let o = Command::new(&bin)
+                .args([
+                    "--library",
+                    building.to_str().context("library path")?,
+                    "-q",
+                    "index",
+                    "rebuild",
+                    "--graph",
+                    "stored",
+                ])
+                .output()?;
+            ensure!(
+                o.status.success(),
+                "index rebuild failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            eprintln!(
+                "stored the HNSW graph in {:.1} s (kept in {})",
+                t0.elapsed().as_secs_f64(),
+                with_graph.display()
+            );
+            std::fs::rename(&building, &with_graph)?;
+        }
+        copy_tree(&with_graph, &lib)?;
+    } else {
+        copy_dir(&source, &lib)?;
     }
+    // PAPERSIM_SERVE_ARGS: more options for `papersim serve` (such as `--query-batch 1`),
+    // separated by spaces.
+    let serve_args: Vec<String> = std::env::var("PAPERSIM_SERVE_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
 
     let mut server = Command::new(&bin)
         .args([
@@ -200,6 +237,7 @@ fn main() -> Result<()> {
             "--addr",
             "127.0.0.1:0",
         ])
+        .args(&serve_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
@@ -253,6 +291,14 @@ fn main() -> Result<()> {
         words
     };
 
+    // PAPERSIM_SERVE_MIX=text: every request a dense `query` (readers searching at once).
+    let text_only = match std::env::var("PAPERSIM_SERVE_MIX").as_deref() {
+        Ok("text") => true,
+        Ok("mixed") | Err(_) => false,
+        Ok(other) => {
+            bail!("PAPERSIM_SERVE_MIX must be `mixed` (the default) or `text`, got {other:?}")
+        }
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let clients: Vec<_> = (0..client_count)
@@ -267,7 +313,7 @@ fn main() -> Result<()> {
                     (0..ENDPOINTS.len()).map(|_| Tally::default()).collect();
                 let mut i = c;
                 while !stop.load(Ordering::Relaxed) {
-                    let which = if i % 10 == 9 {
+                    let which = if text_only || i % 10 == 9 {
                         4
                     } else {
                         [0, 0, 1, 2, 3][i % 5]
@@ -376,6 +422,15 @@ fn main() -> Result<()> {
             "not stored (exact scans)"
         }
     );
+    println!(
+        "binary {}; serve options: {serve_args:?}; requests: {}",
+        bin.display(),
+        if text_only {
+            "dense `query` only"
+        } else {
+            "the mix"
+        }
+    );
     println!("CPU: {model} ({cores} logical cores; flags: {flags})\n");
     println!("| endpoint | requests | p50 ms | p99 ms | errors |");
     println!("|---|---:|---:|---:|---:|");
@@ -413,7 +468,7 @@ fn main() -> Result<()> {
         info["generation"],
         info["papers"],
     );
-    let out = json!({"papers": n, "clients": client_count, "seconds": wall, "requests": total, "requests_per_s": total as f64 / wall, "errors": errors, "endpoints": rows, "cpu": model, "flags": flags, "cores": cores, "ingest": {"start_s": ingest_start.as_secs_f64(), "end_s": ingest_end.as_secs_f64(), "added": report["added"]}, "papers_after": info["papers"]});
+    let out = json!({"papers": n, "clients": client_count, "binary": bin.display().to_string(), "serve_args": serve_args, "mix": if text_only { "text" } else { "mixed" }, "seconds": wall, "requests": total, "requests_per_s": total as f64 / wall, "errors": errors, "endpoints": rows, "cpu": model, "flags": flags, "cores": cores, "ingest": {"start_s": ingest_start.as_secs_f64(), "end_s": ingest_end.as_secs_f64(), "added": report["added"]}, "papers_after": info["papers"]});
     let path = target_dir().join("bench-serve.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&out)?)?;
     println!("wrote {}", path.display());

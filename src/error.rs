@@ -89,13 +89,13 @@ pub enum Error {
     #[error("embeddings {path}: {reason}")]
     Import { path: PathBuf, reason: String },
 
-    /// A reader's reference file (`papersim import`: BibTeX, CSL JSON, zotero.sqlite) that
-    /// cannot be read at all (one bad entry is a warning, not this).
     /// A fetch that failed: the URL asked for and what went wrong (offline, a timeout, an
     /// HTTP status, a body that is not the API's format).
     #[error("fetching {url}: {reason}")]
     Fetch { url: String, reason: String },
 
+    /// A reader's reference file (`papersim import`: BibTeX, CSL JSON, zotero.sqlite) that
+    /// cannot be read at all (one bad entry is a warning, not this).
     #[error("references {path}: {reason}")]
     References { path: PathBuf, reason: String },
 
@@ -103,6 +103,11 @@ pub enum Error {
     /// write: the node's URL (or every URL tried) and what went wrong.
     #[error("Qdrant at {url}: {reason}")]
     Qdrant { url: String, reason: String },
+
+    /// Work the server cannot take now (its encoder's queue is full, or the thread that runs
+    /// it has stopped); the request may be sent again later.
+    #[error("{0}")]
+    Overloaded(String),
 }
 
 impl Error {

@@ -1,7 +1,7 @@
 //! `papersim serve` (#16), through the real binary on an ephemeral loopback port: every
 //! endpoint against the command line's own JSON, each error's status, the token rule, the
-//! Host and Origin checks, a library changed by a concurrent `papersim ingest`, and a graceful
-//! stop. The page in a real browser is `serve_browser.rs`'s.
+//! Host and Origin checks, a library changed by a concurrent `papersim ingest`, text queries
+//! embedded together answering as alone, and a graceful stop. The page in a real browser is `serve_browser.rs`'s.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -550,6 +550,14 @@ fn out_of_bounds_options_are_refused_at_start() {
             vec!["--timeout", "0"],
             "--timeout must be between 1 and 3600 seconds, got 0",
         ),
+        (
+            vec!["--query-batch", "0"],
+            "--query-batch must be between 1 and 256 texts, got 0",
+        ),
+        (
+            vec!["--query-batch", "257"],
+            "--query-batch must be between 1 and 256 texts, got 257",
+        ),
     ] {
         let o = papersim()
             .arg("--library")
@@ -764,6 +772,67 @@ fn cross_site_writes_and_foreign_hosts_are_refused() {
         ok(get(&server, "/api/profile"))["likes"]["default"][0]["title"],
         DMD
     );
+}
+
+#[test]
+fn text_queries_sent_together_answer_as_each_alone() {
+    // The server embeds the texts of queries that wait together in one pass of the encoder
+    // (`--query-batch`): each must get the ranking it gets alone, which is the command line's.
+    let (_tmp, lib) = lib_copy();
+    let server = Server::start(&lib, "127.0.0.1:0", &[]);
+    let texts = [
+        "one-step diffusion distillation",
+        "video generation with world models",
+        "reinforcement learning from human feedback for language models",
+        "mixture of experts routing",
+        "hand gesture recognition",
+        "a benchmark for multimodal reasoning over charts and tables",
+        "speculative decoding",
+        "3D Gaussian splatting from a single image",
+    ];
+    let target = |t: &str| format!("/api/query?q={}&k=5&mode=dense", t.replace(' ', "%20"));
+    let alone: Vec<Value> = texts.iter().map(|t| ok(get(&server, &target(t)))).collect();
+    assert_eq!(
+        alone[0],
+        cli(&lib, &["query", texts[0], "-k", "5", "--mode", "dense"])
+    );
+    let addr = server.addr;
+    // Every text sent by several clients at the same instant, three times over.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2 * texts.len()));
+    let clients: Vec<_> = (0..2 * texts.len())
+        .map(|c| {
+            let barrier = barrier.clone();
+            let path = target(texts[c % texts.len()]);
+            std::thread::spawn(move || {
+                (0..3)
+                    .map(|_| {
+                        barrier.wait();
+                        request(addr, "GET", &path, &[], b"")
+                    })
+                    .collect::<Vec<Answer>>()
+            })
+        })
+        .collect();
+    for (c, client) in clients.into_iter().enumerate() {
+        let want = &alone[c % texts.len()]["results"];
+        for a in client.join().unwrap() {
+            assert_eq!(a.status, 200, "{a:?}");
+            let got = a.body["results"].as_array().unwrap();
+            assert_eq!(got.len(), 5, "{a:?}");
+            for (g, w) in got.iter().zip(want.as_array().unwrap()) {
+                assert_eq!(
+                    g["id"],
+                    w["id"],
+                    "{}: {got:?} against {want:?}",
+                    texts[c % 8]
+                );
+                let (g, w) = (g["score"].as_f64().unwrap(), w["score"].as_f64().unwrap());
+                // A batch pads each text to the longest; the padding is masked, so the
+                // vectors agree to rounding.
+                assert!((g - w).abs() < 1e-5, "{}: {g} against {w}", texts[c % 8]);
+            }
+        }
+    }
 }
 
 #[test]

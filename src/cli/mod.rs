@@ -227,6 +227,10 @@ enum Command {
         /// papers within it.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// The most text queries embedded in one pass of the encoder (1 to 256; 1: each
+        /// alone). Queries arriving together share a pass, which costs little more than one.
+        #[arg(long, default_value_t = papersim::serve::DEFAULT_QUERY_BATCH)]
+        query_batch: usize,
     },
     /// Your stored profile: likes per tag and dislikes, with their dates.
     Profile {
@@ -416,7 +420,8 @@ pub fn run(args: Args) -> Result<()> {
             addr,
             max_body,
             timeout,
-        } => serve::serve(g, *addr, *max_body, *timeout),
+            query_batch,
+        } => serve::serve(g, *addr, *max_body, *timeout, *query_batch),
         Command::Import { file, tag } => import::import(g, file, tag.as_deref()),
         Command::Profile {
             action:

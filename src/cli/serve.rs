@@ -11,7 +11,13 @@ use anyhow::Result;
 use super::{library_dir, load_embedder, progress, Global};
 use papersim::serve::{self, Access, Config};
 
-pub fn serve(g: &Global, addr: SocketAddr, max_body: usize, timeout_s: u64) -> Result<()> {
+pub fn serve(
+    g: &Global,
+    addr: SocketAddr,
+    max_body: usize,
+    timeout_s: u64,
+    query_batch: usize,
+) -> Result<()> {
     if papersim::library::Library::exists(&library_dir(g)) {
         // The server holds a local library open; a Qdrant one it would serve as empty.
         super::open_library(g)?;
@@ -23,6 +29,7 @@ pub fn serve(g: &Global, addr: SocketAddr, max_body: usize, timeout_s: u64) -> R
         addr,
         max_body,
         timeout: Duration::from_secs(timeout_s),
+        query_batch,
         load_embedder: Arc::new(move |model: &str| {
             load_embedder(&embedder_options, Some(model), &progress::Bar::new(true))
         }),

@@ -250,6 +250,14 @@ impl TopK {
         }
     }
 
+    /// The score a hit must beat to be kept, once k are kept (a hit of equal score is kept
+    /// only if its row is lower); `None` while fewer are kept.
+    pub(crate) fn floor(&self) -> Option<f32> {
+        (self.heap.len() >= self.k)
+            .then(|| self.heap.peek().map(|w| w.0.score))
+            .flatten()
+    }
+
     pub(crate) fn merge(mut self, other: TopK) -> TopK {
         for h in other.heap {
             self.push(h.0);

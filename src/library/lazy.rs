@@ -36,13 +36,49 @@ pub(crate) struct LazyRecords {
     tail_titles: HashMap<String, Vec<usize>>,
     /// Every record, parsed on first need (a title fragment to search, a full listing).
     all: OnceLock<Vec<Paper>>,
-    /// The frames of a compressed papers file decompressed last, newest first.
-    frames: Mutex<VecDeque<(usize, Arc<Vec<u8>>)>>,
+    /// The frames of a compressed papers file read last, the most recently used first, and
+    /// the most decompressed bytes they may hold.
+    frames: Mutex<FrameCache>,
 }
 
-/// Decompressed frames a reader keeps: a ranking reads the records of its few dozen
-/// candidates, often several from one frame (64 KiB each, so this is at most 512 KiB).
-const CACHED_FRAMES: usize = 8;
+/// Decompressed bytes a reader keeps by default: a ranking reads the records of its few dozen
+/// candidates, often several from one frame (64 KiB each, so this is 8 frames).
+pub(crate) const DEFAULT_RECORD_CACHE: usize = 8 * super::blocks::FRAME_BYTES;
+
+/// Decompressed frames, the most recently used first, within a budget of bytes.
+struct FrameCache {
+    frames: VecDeque<(usize, Arc<Vec<u8>>)>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl FrameCache {
+    fn get(&mut self, index: usize) -> Option<Arc<Vec<u8>>> {
+        let at = self.frames.iter().position(|(i, _)| *i == index)?;
+        let hit = self.frames.remove(at)?;
+        let data = hit.1.clone();
+        self.frames.push_front(hit);
+        Some(data)
+    }
+
+    fn put(&mut self, index: usize, data: Arc<Vec<u8>>) {
+        if self.frames.iter().any(|(i, _)| *i == index) {
+            return;
+        }
+        self.bytes += data.len();
+        self.frames.push_front((index, data));
+        self.shrink();
+    }
+
+    /// Drops the least recently used frames past the budget (always keeping the newest).
+    fn shrink(&mut self) {
+        while self.bytes > self.budget && self.frames.len() > 1 {
+            if let Some((_, old)) = self.frames.pop_back() {
+                self.bytes -= old.len();
+            }
+        }
+    }
+}
 
 impl LazyRecords {
     /// Maps the base papers file `path` (of `base_rows` records, `sum` its checksum) with its
@@ -69,7 +105,11 @@ impl LazyRecords {
             tail_ids: HashMap::new(),
             tail_titles: HashMap::new(),
             all: OnceLock::new(),
-            frames: Mutex::new(VecDeque::new()),
+            frames: Mutex::new(FrameCache {
+                frames: VecDeque::new(),
+                bytes: 0,
+                budget: DEFAULT_RECORD_CACHE,
+            }),
         })
     }
 
@@ -181,14 +221,21 @@ impl LazyRecords {
     /// Frame `frame`, decompressed or from the cache.
     fn cached_frame(&self, frame: &Frame) -> Result<Arc<Vec<u8>>> {
         let cache = || self.frames.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, data)) = cache().iter().find(|(i, _)| *i == frame.index) {
-            return Ok(data.clone());
+        if let Some(data) = cache().get(frame.index) {
+            return Ok(data);
         }
+        // Decompressed outside the lock: other readers' hits need not wait for it.
         let data = Arc::new(self.decompress(frame)?);
-        let mut cache = cache();
-        cache.push_front((frame.index, data.clone()));
-        cache.truncate(CACHED_FRAMES);
+        cache().put(frame.index, data.clone());
         Ok(data)
+    }
+
+    /// Keeps up to `bytes` of decompressed records for later reads (at least the frame read
+    /// last), rather than [`DEFAULT_RECORD_CACHE`].
+    pub fn set_record_cache(&self, bytes: usize) {
+        let mut cache = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        cache.budget = bytes;
+        cache.shrink();
     }
 
     fn damaged_frame(&self, frame: &Frame, reason: String) -> Error {

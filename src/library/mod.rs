@@ -704,6 +704,15 @@ impl Library {
             None => Ok(&self.papers),
         }
     }
+    /// Keeps up to `bytes` of decompressed records in memory for later reads (a library
+    /// opened for reading decompresses a 64 KiB frame to read one record): for a long-lived
+    /// reader such as the server, which reads the records of every answer. Nothing to do for
+    /// a library whose records are all in memory.
+    pub fn set_record_cache(&self, bytes: usize) {
+        if let Some(lazy) = &self.lazy {
+            lazy.set_record_cache(bytes);
+        }
+    }
     /// The paper of row `row`; a library opened for reading parses its record here.
     ///
     /// # Panics

@@ -352,7 +352,7 @@ async fn query(State(s): State<Arc<Shared>>, RawQuery(q): RawQuery) -> Response 
             .then(|| s.embedder(lib))
             .transpose()?;
         let vector = match embedder.as_ref().filter(|_| retrieval.uses_dense()) {
-            Some(e) => Some(e.embed(&[text.as_str()])?.data),
+            Some(e) => Some(s.embed_query(e, &text)?),
             None => None,
         };
         let ranked = rank::query(lib, &text, vector.as_deref(), &opts, retrieval)?;

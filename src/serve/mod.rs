@@ -14,6 +14,7 @@
 
 mod api;
 mod assets;
+mod batcher;
 mod guard;
 mod state;
 mod token;
@@ -31,6 +32,7 @@ use serde_json::json;
 
 use crate::{Error, Result};
 
+pub use batcher::{DEFAULT_QUERY_BATCH, QUERY_BATCH_RANGE};
 pub use token::TOKEN_FILE;
 
 /// Loads the encoder for the library's model (its id given): the binary's model options.
@@ -55,6 +57,8 @@ pub struct Config {
     pub max_body: usize,
     /// The longest a request may take, from its headers to its answer.
     pub timeout: Duration,
+    /// The most query texts embedded in one pass (see [`QUERY_BATCH_RANGE`]).
+    pub query_batch: usize,
     pub load_embedder: LoadEmbedder,
 }
 
@@ -77,6 +81,16 @@ impl Config {
                 TIMEOUT_RANGE.start(),
                 TIMEOUT_RANGE.end(),
                 self.timeout.as_secs()
+            )));
+        }
+        if !QUERY_BATCH_RANGE.contains(&self.query_batch) {
+            return Err(Error::InvalidInput(format!(
+                "--query-batch must be between {} and {} texts, got {}: 1 embeds each query \
+                 alone, and past {} a pass pads every text to the longest for no further saving",
+                QUERY_BATCH_RANGE.start(),
+                QUERY_BATCH_RANGE.end(),
+                self.query_batch,
+                QUERY_BATCH_RANGE.end()
             )));
         }
         Ok(())
@@ -240,6 +254,7 @@ impl From<Error> for ApiError {
             Error::PaperLookup(_) => StatusCode::NOT_FOUND,
             Error::InvalidInput(_) | Error::Digest { .. } => StatusCode::BAD_REQUEST,
             Error::LibraryBusy { .. } => StatusCode::CONFLICT,
+            Error::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
