@@ -112,6 +112,9 @@ struct Summary {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     new_papers: Vec<Listed>,
     identity: Vec<String>,
+    /// Entries of the answers left out, each saying which and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -260,6 +263,7 @@ fn deliver(
     summary: &mut Summary,
 ) -> Result<()> {
     summary.fetched = fetched.iter().map(|f| f.papers.len()).sum();
+    summary.skipped = fetched.iter().flat_map(|f| f.skipped.clone()).collect();
     if let Some(path) = &common.output {
         summary.mode = "output";
         write_jsonl(path, &fetched)?;
@@ -446,6 +450,9 @@ fn print(format: InfoFormat, s: &Summary) -> Result<()> {
             }
             for n in &s.identity {
                 writeln!(out, "  {}", printable_lines(n))?;
+            }
+            for k in &s.skipped {
+                writeln!(out, "  skipped: {}", printable_lines(k))?;
             }
         }
     }

@@ -116,6 +116,7 @@ pub fn fetch(
                 date: None,
                 papers,
                 upvotes: Vec::new(),
+                skipped: Vec::new(),
             },
             Cursor { next_start, done },
         )?;

@@ -45,13 +45,14 @@ pub fn fetch(client: &mut Client, endpoint: &str, days: &[NaiveDate]) -> Result<
     for day in days {
         let url = day_url(endpoint, *day);
         let body = client.get(&url)?;
-        let (papers, upvotes) = parse(&url, &body)?;
+        let parsed = parse(&url, &body)?;
         out.push(Fetched {
             source: format!("hf-daily-{day}"),
             url: url.clone(),
             date: Some(*day),
-            papers,
-            upvotes,
+            papers: parsed.papers,
+            upvotes: parsed.upvotes,
+            skipped: parsed.skipped,
         });
     }
     Ok(out)
@@ -63,8 +64,21 @@ pub fn day_url(endpoint: &str, day: NaiveDate) -> String {
     format!("{endpoint}{sep}date={day}")
 }
 
-/// Parses one day's answer: its papers and their upvotes; `url` names it in errors.
-pub fn parse(url: &str, body: &str) -> Result<(Vec<DigestPaper>, Vec<Option<u64>>)> {
+/// One day's listing, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Day {
+    pub papers: Vec<DigestPaper>,
+    /// Each paper's upvotes, beside `papers`.
+    pub upvotes: Vec<Option<u64>>,
+    /// Entries left out, each saying which and why: an id that is not arXiv's (papersim keys
+    /// Hugging Face's papers by their arXiv id; one such entry must not cost the whole day).
+    pub skipped: Vec<String>,
+}
+
+/// Parses one day's answer: its papers and their upvotes; `url` names it in errors. A listing
+/// that is not one (malformed, an entry without a paper or a title) is an error; an entry
+/// whose id is not an arXiv id is left out and named in [`Day::skipped`].
+pub fn parse(url: &str, body: &str) -> Result<Day> {
     let entries: Vec<Entry> = serde_json::from_str(body).map_err(|e| {
         let what = if e.is_eof() {
             "the JSON ends early (a truncated response?)"
@@ -75,6 +89,7 @@ pub fn parse(url: &str, body: &str) -> Result<(Vec<DigestPaper>, Vec<Option<u64>
     })?;
     let mut papers = Vec::with_capacity(entries.len());
     let mut upvotes = Vec::with_capacity(entries.len());
+    let mut skipped = Vec::new();
     for (i, entry) in entries.into_iter().enumerate() {
         let Some(p) = entry.paper else {
             return Err(fetch_error(
@@ -91,13 +106,11 @@ pub fn parse(url: &str, body: &str) -> Result<(Vec<DigestPaper>, Vec<Option<u64>
         }
         let id = p.id.trim().to_string();
         if !super::is_arxiv_id(&id) {
-            return Err(fetch_error(
-                url,
-                format!(
-                    "entry {} (`{title}`) has id `{id}`, which is not an arXiv id",
-                    i + 1
-                ),
+            skipped.push(format!(
+                "{url}: entry {} (`{title}`) has id `{id}`, which is not an arXiv id",
+                i + 1
             ));
+            continue;
         }
         let summary = clean_text(
             p.summary
@@ -129,5 +142,9 @@ pub fn parse(url: &str, body: &str) -> Result<(Vec<DigestPaper>, Vec<Option<u64>
             line: i + 1,
         });
     }
-    Ok((papers, upvotes))
+    Ok(Day {
+        papers,
+        upvotes,
+        skipped,
+    })
 }

@@ -64,6 +64,8 @@ pub struct Fetched {
     /// Hugging Face: each paper's upvotes, beside `papers` (the library record has no field
     /// for them; `-o` writes them). Empty for arXiv.
     pub upvotes: Vec<Option<u64>>,
+    /// Entries of the answer left out, each saying which and why (see [`hf::Day::skipped`]).
+    pub skipped: Vec<String>,
 }
 
 impl Fetched {
@@ -84,7 +86,7 @@ impl Fetched {
             source: self.source,
             date: self.date,
             papers: self.papers,
-            skipped: Vec::new(),
+            skipped: self.skipped,
             warnings: Vec::new(),
         })
     }
