@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{self, papersim, seed_library, stderr, stdout, DMD};
+use crate::common::{self, papersim, ranked, seed_library, stderr, stdout, DMD};
 
 /// The tests share one cluster, and one of them takes a node down: they run one at a time.
 static CLUSTER: Mutex<()> = Mutex::new(());
@@ -101,21 +101,6 @@ fn init(lib: &Path, name: &str) {
 
 fn papers(lib: &Path) -> u64 {
     json(lib, &["info"])["papers"].as_u64().unwrap()
-}
-
-/// (id, score) of each result.
-fn ranked(v: &Value) -> Vec<(String, f64)> {
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["id"].as_str().unwrap().to_string(),
-                r["score"].as_f64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 /// The same papers in the same order, each score within 1e-4.

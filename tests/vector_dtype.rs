@@ -8,9 +8,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use papersim::library::{Library, Manifest, VectorDtype};
-use serde_json::Value;
 
-use crate::common::{self, copy_dir, json, run_in, seed_library, stderr, stdout};
+use crate::common::{self, copy_dir, json, ranked, run_in, seed_library, stderr, stdout};
 use crate::reliability::{day, os, refused, seed_digest};
 
 fn ingest(lib: &Path, args: &[&str]) {
@@ -22,21 +21,6 @@ fn ingest(lib: &Path, args: &[&str]) {
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// The (id, score) pairs of a JSON ranking, best first.
-fn ranked(v: &Value) -> Vec<(String, f64)> {
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["id"].as_str().unwrap().to_string(),
-                r["score"].as_f64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 /// Asserts that two top-10s share at least 9 papers, and that each shared paper's score

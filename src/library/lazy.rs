@@ -43,7 +43,7 @@ pub(crate) struct LazyRecords {
 
 /// Decompressed bytes a reader keeps by default: a ranking reads the records of its few dozen
 /// candidates, often several from one frame (64 KiB each, so this is 8 frames).
-pub(crate) const DEFAULT_RECORD_CACHE: usize = 8 * super::blocks::FRAME_BYTES;
+const DEFAULT_RECORD_CACHE: usize = 8 * super::blocks::FRAME_BYTES;
 
 /// Decompressed frames, the most recently used first, within a budget of bytes.
 struct FrameCache {

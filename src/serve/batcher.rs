@@ -135,9 +135,9 @@ fn answer(embedder: &Embedder, jobs: Vec<Job>) {
     let texts: Vec<&str> = jobs.iter().map(|j| j.text.as_str()).collect();
     match guarded(embedder, &texts) {
         Ok(vectors) => {
-            for (i, job) in jobs.iter().enumerate() {
+            for (job, vector) in jobs.iter().zip(vectors) {
                 // A request that timed out has gone: nobody to answer.
-                let _ = job.reply.send(Ok(vectors[i].clone()));
+                let _ = job.reply.send(Ok(vector));
             }
         }
         Err(e) if jobs.len() == 1 => {

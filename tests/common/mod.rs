@@ -150,6 +150,21 @@ pub fn result_ids(v: &Value) -> Vec<String> {
     results_field(v, "id")
 }
 
+/// The (id, score) pairs of a JSON ranking, best first.
+pub fn ranked(v: &Value) -> Vec<(String, f64)> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn results_field(v: &Value, field: &str) -> Vec<String> {
     v["results"]
         .as_array()
