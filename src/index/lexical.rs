@@ -37,7 +37,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest as _, Sha256};
 
@@ -140,6 +140,10 @@ pub struct LexicalIndex {
     doc_len: Vec<u32>,
     /// Token count of every row, frozen ones included.
     total_len: u64,
+    /// Every row's BM25 length norm ([`LexicalIndex::norm`]), made on the first query after
+    /// a change: a query reads one per posting, and working it out there from the row's
+    /// length was a fifth of the scoring.
+    norms: OnceLock<Vec<f32>>,
 }
 
 /// A term as the index knows it: its place in the frozen file and in memory (either may be
@@ -264,6 +268,8 @@ impl LexicalIndex {
 
     /// Appends `texts` as rows len()...
     pub fn add<S: AsRef<str>>(&mut self, texts: impl IntoIterator<Item = S>) {
+        // New rows, and a new average length.
+        self.norms = OnceLock::new();
         for text in texts {
             let row = self.len() as u32;
             let tokens = tokens(text.as_ref());
@@ -358,25 +364,23 @@ impl LexicalIndex {
     /// only on a damaged frozen file (its postings are checked as they are read).
     pub fn scores(&self, query: &LexQuery) -> Result<Vec<f32>> {
         let mut acc = vec![0f32; self.len()];
-        // `norm` and `doc_len` with what they look up hoisted out of the postings loop (the
-        // loop runs once per posting: millions at a million papers); the arithmetic is theirs.
-        let avg = self.avg_len();
-        let frozen_lens: &[u8] = self.frozen.as_ref().map_or(&[], |f| f.doc_lens());
-        let frozen_rows = self.frozen_rows();
+        let norms = self.norms();
         for &(r, qtf) in &query.terms {
             let w = qtf * self.idf(self.df(r));
             self.for_each_posting(r, |row, tf| {
-                let len = if row < frozen_rows {
-                    let b = &frozen_lens[4 * row..4 * row + 4];
-                    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-                } else {
-                    self.doc_len[row - frozen_rows]
-                };
-                let norm = K1 * (1.0 - B + B * len as f32 / avg);
-                acc[row] += w * Self::weight(tf as f32, norm);
+                acc[row] += w * Self::weight(tf as f32, norms[row]);
             })?;
         }
         Ok(acc)
+    }
+
+    /// [`LexicalIndex::norm`] of every row.
+    fn norms(&self) -> &[f32] {
+        self.norms.get_or_init(|| {
+            (0..self.len())
+                .map(|row| self.norm(self.doc_len(row)))
+                .collect()
+        })
     }
 
     /// Scores as similarities: BM25 divided by the query's score against itself.
@@ -623,6 +627,7 @@ impl LexicalIndex {
             postings,
             doc_len,
             total_len,
+            norms: OnceLock::new(),
         })
     }
 }
@@ -774,11 +779,6 @@ impl Frozen {
         u64::from_le_bytes(self.bytes()[at..at + 8].try_into().expect("8 bytes"))
     }
 
-    /// Every document's length, 4 little-endian bytes each.
-    fn doc_lens(&self) -> &[u8] {
-        &self.bytes()[HEADER2..self.table_at]
-    }
-
     fn doc_len(&self, row: usize) -> u32 {
         let at = HEADER2 + 4 * row;
         u32::from_le_bytes(self.bytes()[at..at + 4].try_into().expect("4 bytes"))
@@ -881,9 +881,18 @@ impl Reader<'_> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
     }
     fn varint(&mut self) -> Result<u64, String> {
+        // Postings are read a number at a time, millions per query at a million papers; most
+        // numbers (row gaps, term counts) fit one byte.
+        if let Some(&b) = self.bytes.get(self.at) {
+            if b & 0x80 == 0 {
+                self.at += 1;
+                return Ok(b as u64);
+            }
+        }
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let b = *self.take(1)?.first().unwrap();
+            let b = *self.bytes.get(self.at).ok_or("truncated lexical index")?;
+            self.at += 1;
             v |= ((b & 0x7f) as u64) << shift;
             if b & 0x80 == 0 {
                 return Ok(v);
@@ -1025,12 +1034,23 @@ mod tests {
     fn incremental_equals_one_go() {
         let once = LexicalIndex::build(DOCS);
         let mut inc = LexicalIndex::new();
+        let q = once.query("distillation code");
         inc.add(&DOCS[..2]);
+        // Scored between additions: the length norms it keeps must follow the new rows and
+        // the new average length.
+        assert!(!inc
+            .scores(&inc.query("distillation code"))
+            .unwrap()
+            .is_empty());
         inc.add(&DOCS[2..3]);
+        assert!(!inc
+            .scores(&inc.query("distillation code"))
+            .unwrap()
+            .is_empty());
         inc.add(&DOCS[3..]);
         assert_eq!(inc.to_bytes().unwrap(), once.to_bytes().unwrap());
-        let q = once.query("distillation code");
         assert_eq!(inc.search(&q, 5).unwrap(), once.search(&q, 5).unwrap());
+        assert_eq!(inc.scores(&q).unwrap(), once.scores(&q).unwrap());
     }
 
     #[test]
