@@ -1,4 +1,5 @@
-//! Approximate search with an HNSW graph: the one adapter module that imports `hnsw_rs`.
+//! Approximate search with an HNSW graph: the one adapter module that imports `hnsw_rs`
+//! (with its child [`walk`], which searches a flat copy of the graph's links).
 //!
 //! Quirks of `hnsw_rs` 0.3.5 handled here, so that nothing else needs to know them:
 //!
@@ -19,12 +20,16 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{best_first, dot, normalized_query, validate_vectors, Hit, VectorIndex};
+use walk::Links;
+
+mod walk;
 use crate::directory::{sync_dir, write_new};
 use crate::{Error, Result};
 
@@ -170,13 +175,38 @@ const PARALLEL_INSERT: usize = 64;
 
 type Graph<'io> = Hnsw<'io, f32, ClampedDot>;
 
+/// A graph, and the flat copy of its links that searches walk ([`walk`]), made on the first
+/// search after a change.
+struct Held<'io> {
+    graph: Graph<'io>,
+    links: OnceLock<Option<Links<'io>>>,
+}
+
+impl<'io> Held<'io> {
+    fn new(graph: Graph<'io>) -> Held<'io> {
+        Held {
+            graph,
+            links: OnceLock::new(),
+        }
+    }
+
+    /// The flat links of the graph's `len` points, made now if not yet: `None` if its
+    /// points are not rows `0..len` ([`Links::of`]).
+    fn links(&self) -> Option<&Links<'io>> {
+        let len = self.graph.get_nb_point();
+        self.links
+            .get_or_init(|| Links::of(&self.graph, len))
+            .as_ref()
+    }
+}
+
 self_cell::self_cell!(
     /// A graph together with what it borrows: nothing for a graph built in memory, its `HnswIo`
     /// for a reloaded one.
     struct GraphCell {
         owner: Option<HnswIo>,
         #[not_covariant]
-        dependent: Graph,
+        dependent: Held,
     }
 );
 
@@ -233,13 +263,13 @@ impl HnswIndex {
             ));
         }
         let graph = GraphCell::new(None, |_| {
-            Hnsw::new(
+            Held::new(Hnsw::new(
                 params.m,
                 capacity_hint,
                 MAX_LAYER,
                 params.ef_construction,
                 ClampedDot,
-            )
+            ))
         });
         Ok(HnswIndex {
             dim,
@@ -247,6 +277,14 @@ impl HnswIndex {
             len: 0,
             graph,
         })
+    }
+
+    /// Makes the flat copy of the graph's links that searches walk (a few bytes a link), so
+    /// that the first search does not: for a process that holds the graph for many searches.
+    pub fn prepare_search(&self) {
+        self.graph.with_dependent(|_, held| {
+            held.links();
+        });
     }
 
     /// Parameters in use (`m` and `ef_construction` are those the graph was built with).
@@ -278,7 +316,7 @@ impl HnswIndex {
         } else {
             let dumped = catch_unwind(AssertUnwindSafe(|| {
                 self.graph
-                    .with_dependent(|_, graph| graph.file_dump(dir, BASENAME))
+                    .with_dependent(|_, held| held.graph.file_dump(dir, BASENAME))
             }));
             let basename = match dumped {
                 Ok(Ok(name)) => name,
@@ -363,7 +401,9 @@ impl HnswIndex {
         let io = HnswIo::new(dir, basename);
         let loaded = catch_unwind(AssertUnwindSafe(|| {
             GraphCell::try_new(Some(io), |io| match io {
-                Some(io) => io.load_hnsw_with_dist::<f32, ClampedDot>(ClampedDot),
+                Some(io) => io
+                    .load_hnsw_with_dist::<f32, ClampedDot>(ClampedDot)
+                    .map(Held::new),
                 None => Err(anyhow::anyhow!("no loader")),
             })
         }));
@@ -377,10 +417,10 @@ impl HnswIndex {
                 ))
             }
         };
-        let (points, dim) = graph.with_dependent(|_, g| {
+        let (points, dim) = graph.with_dependent(|_, held| {
             (
-                g.get_nb_point(),
-                g.get_point_indexation().get_data_dimension(),
+                held.graph.get_nb_point(),
+                held.graph.get_point_indexation().get_data_dimension(),
             )
         });
         if points != meta.len || dim != meta.dim {
@@ -393,7 +433,7 @@ impl HnswIndex {
             ));
         }
         // Reloaded graphs default to extending candidates; behave like a freshly built one.
-        graph.with_dependent_mut(|_, g| g.set_extend_candidates(false));
+        graph.with_dependent_mut(|_, held| held.graph.set_extend_candidates(false));
         Ok(HnswIndex {
             dim: meta.dim,
             params: built,
@@ -420,7 +460,10 @@ impl VectorIndex for HnswIndex {
             .enumerate()
             .map(|(i, v)| (v, first + i))
             .collect();
-        self.graph.with_dependent(|_, graph| {
+        self.graph.with_dependent_mut(|_, held| {
+            // New points, and new links among the old ones.
+            held.links = OnceLock::new();
+            let graph = &held.graph;
             if items.len() >= PARALLEL_INSERT {
                 graph.parallel_insert_slice(&items);
             } else {
@@ -440,14 +483,20 @@ impl VectorIndex for HnswIndex {
             return Ok(Vec::new());
         }
         let ef = self.params.ef_search.max(k);
-        let neighbours = self
-            .graph
-            .with_dependent(|_, graph| graph.search(&query, k, ef));
+        let neighbours = self.graph.with_dependent(|_, held| match held.links() {
+            Some(links) => links.search(&query, k, ef),
+            None => held
+                .graph
+                .search(&query, k, ef)
+                .iter()
+                .map(|n| (n.d_id, n.distance))
+                .collect(),
+        });
         let mut hits: Vec<Hit> = neighbours
-            .iter()
-            .map(|n| Hit {
-                row: n.d_id,
-                score: 1.0 - n.distance,
+            .into_iter()
+            .map(|(row, distance)| Hit {
+                row,
+                score: 1.0 - distance,
             })
             .collect();
         hits.sort_by(best_first);
@@ -966,6 +1015,54 @@ mod tests {
             Error::Index { path, .. } => path,
             other => panic!("expected Error::Index, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn walk_over_flat_links_finds_what_hnsw_rs_finds() {
+        // The same graph searched both ways: the flat walk must visit what `hnsw_rs` visits,
+        // so the rows and distances agree (random vectors: no equal distances to order).
+        let f = fixture();
+        let mut rng = testutil::Rng::new(11);
+        let (mut same, queries) = (0, 200);
+        for i in 0..queries {
+            let row = rng.below(N);
+            let q = testutil::perturb(&mut rng, &f.data[row * DIM..(row + 1) * DIM], 0.3);
+            let q = normalized_query(&q, DIM).unwrap();
+            let (k, ef) = (1 + i % 50, [1, 16, 128][i % 3]);
+            let (theirs, ours) = f.hnsw.graph.with_dependent(|_, held| {
+                let theirs: Vec<(usize, f32)> = held
+                    .graph
+                    .search(&q, k, ef)
+                    .iter()
+                    .map(|n| (n.d_id, n.distance))
+                    .collect();
+                (theirs, held.links().expect("rows 0..N").search(&q, k, ef))
+            });
+            assert_eq!(ours.len(), theirs.len(), "k {k}, ef {ef}");
+            assert!(ours.windows(2).all(|w| w[0].1 <= w[1].1), "nearest first");
+            same += usize::from(ours == theirs);
+        }
+        // The entry point is the first point of the top layer, which is `hnsw_rs`'s own in
+        // all but a race of its parallel insertion.
+        assert_eq!(
+            same,
+            queries,
+            "{} of {queries} searches differ",
+            queries - same
+        );
+    }
+
+    #[test]
+    fn links_follow_points_added_after_a_search() {
+        let (data, mut index) = small(5, 300, 16);
+        let before = index.search(&data[..16], 5).unwrap();
+        assert_eq!(before[0].row, 0);
+        let more = testutil::clustered(6, 40, 16, 4, 0.8);
+        index.add(&more).unwrap();
+        // A search after the addition walks links that hold the new points.
+        let hits = index.search(&more[16 * 7..16 * 8], 3).unwrap();
+        assert_eq!(hits[0].row, 307);
+        assert!((hits[0].score - 1.0).abs() < 1e-5);
     }
 
     #[test]

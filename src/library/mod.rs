@@ -880,7 +880,7 @@ impl Library {
     /// [`Library::search`] in [`SearchMode::Auto`] uses it from then on: for a long-lived
     /// process (`papersim serve`) whose many searches repay the load.
     pub fn hold_graph(&self) -> Result<()> {
-        self.hnsw().map(|_| ())
+        self.hnsw().map(HnswIndex::prepare_search)
     }
 
     /// The k nearest papers to a unit-norm query.
