@@ -558,6 +558,10 @@ fn out_of_bounds_options_are_refused_at_start() {
             vec!["--query-batch", "257"],
             "--query-batch must be between 1 and 256 texts, got 257",
         ),
+        (
+            vec!["--record-cache", "65537"],
+            "--record-cache must be between 0 and 65536 MiB, got 65537",
+        ),
     ] {
         let o = papersim()
             .arg("--library")
@@ -837,6 +841,51 @@ fn text_queries_sent_together_answer_as_each_alone() {
             }
         }
     }
+    #[cfg(target_os = "linux")]
+    encoder_threads_yield_to_requests(server.child.id());
+}
+
+/// The encoder's threads run below the request threads (`papersim::serve::ENCODER_NICE`,
+/// Linux's batch policy), so that a flood of text queries leaves lookups fast; the request
+/// threads (tokio's, and rayon's that their rankings use, named after them) and the main one
+/// keep the normal priority.
+#[cfg(target_os = "linux")]
+fn encoder_threads_yield_to_requests(pid: u32) {
+    const SCHED_BATCH: i64 = 3;
+    let mut encoder = 0;
+    let mut others = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue; // a thread that ended meanwhile
+        };
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        // Fields after the name (which may hold spaces): state is field 3, nice 19, policy 41.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let nice: i64 = fields[19 - 3].parse().unwrap();
+        let policy: i64 = fields[41 - 3].parse().unwrap();
+        if name.starts_with("papersim-encode") || name.starts_with("papersim-embed") {
+            encoder += 1;
+            assert_eq!(
+                (nice, policy),
+                (i64::from(papersim::serve::ENCODER_NICE), SCHED_BATCH),
+                "{name}"
+            );
+        } else if name.starts_with("tokio-rt-worker") || name.trim() == "papersim" {
+            others += 1;
+            assert_eq!((nice, policy), (0, 0), "{name}");
+        }
+        // Other threads (candle's own) are started by the encoder's and inherit its priority.
+    }
+    // Two embedding threads a core and the encoder's pool of one a core, besides the server's.
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(encoder, 3 * cores, "encoder threads");
+    assert!(others >= 2, "the main thread and tokio's");
 }
 
 #[test]

@@ -231,6 +231,10 @@ enum Command {
         /// alone). Queries arriving together share a pass, which costs little more than one.
         #[arg(long, default_value_t = papersim::serve::DEFAULT_QUERY_BATCH)]
         query_batch: usize,
+        /// Decompressed paper records kept in memory, in MiB (0 to 65536): every answer reads
+        /// the records of the papers it lists, and a record not kept costs a decompression.
+        #[arg(long, value_name = "MIB", default_value_t = papersim::serve::DEFAULT_RECORD_CACHE_MIB)]
+        record_cache: usize,
     },
     /// Your stored profile: likes per tag and dislikes, with their dates.
     Profile {
@@ -421,7 +425,8 @@ pub fn run(args: Args) -> Result<()> {
             max_body,
             timeout,
             query_batch,
-        } => serve::serve(g, *addr, *max_body, *timeout, *query_batch),
+            record_cache,
+        } => serve::serve(g, *addr, *max_body, *timeout, *query_batch, *record_cache),
         Command::Import { file, tag } => import::import(g, file, tag.as_deref()),
         Command::Profile {
             action:

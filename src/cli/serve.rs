@@ -17,6 +17,7 @@ pub fn serve(
     max_body: usize,
     timeout_s: u64,
     query_batch: usize,
+    record_cache_mib: usize,
 ) -> Result<()> {
     if papersim::library::Library::exists(&library_dir(g)) {
         // The server holds a local library open; a Qdrant one it would serve as empty.
@@ -30,6 +31,7 @@ pub fn serve(
         max_body,
         timeout: Duration::from_secs(timeout_s),
         query_batch,
+        record_cache_mib,
         load_embedder: Arc::new(move |model: &str| {
             load_embedder(&embedder_options, Some(model), &progress::Bar::new(true))
         }),

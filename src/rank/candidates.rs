@@ -104,8 +104,9 @@ pub fn gather(
         Retrieval::Hybrid(_) => {
             let v = vector()?;
             // The two indexes at once: at a million papers each takes about half of a one-shot
-            // `similar` (the vector scan waits on memory, BM25 on the postings it decodes).
-            let (dense, similarities) = rayon::join(
+            // `similar` (the vector scan waits on memory, BM25 on the postings it decodes);
+            // one after the other within `on_this_thread`.
+            let (dense, similarities) = super::join(
                 || lib.search(v, want, opts.mode),
                 || -> Result<Vec<f32>> {
                     let lex = lib.lexical()?;

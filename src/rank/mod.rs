@@ -49,6 +49,43 @@ pub use recommend::recommend;
 pub use similar::{similar, SIMILAR_LEXICAL_TERMS};
 pub use triage::{triage, TriagePaper, Triaged};
 
+thread_local! {
+    /// Set by [`on_this_thread`]: rankings keep their work on the calling thread.
+    static ON_THIS_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `work` with every ranking it makes done on the calling thread, one stage after
+/// another, instead of the hybrid modes searching both indexes at once on rayon's threads.
+/// For a server whose cores are all taken by other requests: a split there only adds
+/// hand-offs between threads, and the request waits for a rayon thread to be free.
+pub fn on_this_thread<R>(work: impl FnOnce() -> R) -> R {
+    /// Restores the flag as it was, also when `work` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ON_THIS_THREAD.with(|f| f.set(self.0));
+        }
+    }
+    let _restore = Restore(ON_THIS_THREAD.with(|f| f.replace(true)));
+    work()
+}
+
+/// Both closures' results: side by side on rayon's threads, or one after the other within
+/// [`on_this_thread`].
+pub(crate) fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    if ON_THIS_THREAD.with(|f| f.get()) {
+        (a(), b())
+    } else {
+        rayon::join(a, b)
+    }
+}
+
 /// Cosine above which two papers count as duplicates of each other.
 pub const DUPLICATE_COSINE: f32 = 0.995;
 
@@ -199,4 +236,32 @@ pub(crate) fn argmax(values: impl IntoIterator<Item = f32>) -> (usize, f32) {
         (0, f32::NEG_INFINITY),
         |acc, x| if x.1 > acc.1 { x } else { acc },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_this_thread_keeps_both_halves_here_and_restores_the_split() {
+        let here = std::thread::current().id();
+        let (a, b) = on_this_thread(|| {
+            join(
+                || std::thread::current().id(),
+                || std::thread::current().id(),
+            )
+        });
+        assert_eq!((a, b), (here, here));
+        // Outside it, joins go to rayon's threads again, also after a panic inside it.
+        let caught = std::panic::catch_unwind(|| on_this_thread(|| panic!("inside")));
+        assert!(caught.is_err());
+        let (a, b) = join(
+            || std::thread::current().id(),
+            || std::thread::current().id(),
+        );
+        assert!(
+            a != here && b != here,
+            "a join outside runs on rayon's threads"
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //! threads; errors are JSON `{"error": ..., "status": ...}` with a status that fits.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -104,9 +105,41 @@ async fn page(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Respon
     response
 }
 
-/// Runs `work` on a blocking thread and answers its JSON.
+/// Requests of this process whose work is running on a blocking thread.
+static WORKING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a request's work in [`WORKING`] while it runs.
+struct Working(usize);
+
+impl Working {
+    fn start() -> Working {
+        Working(WORKING.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        WORKING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs `work` on a blocking thread and answers its JSON. While more requests are working
+/// than there are cores, each ranks on its own thread ([`crate::rank::on_this_thread`]):
+/// a ranking split across the cores then only adds hand-offs, since the cores have other
+/// requests to run (measured at 100,000 papers under 16 clients: `similar` p50 8.8 → 6.6 ms);
+/// alone, the split answers sooner.
 async fn blocking(work: impl FnOnce() -> Answer + Send + 'static) -> Response {
-    match tokio::task::spawn_blocking(work).await {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let run = move || {
+        let working = Working::start();
+        if working.0 > cores {
+            crate::rank::on_this_thread(work)
+        } else {
+            work()
+        }
+    };
+    match tokio::task::spawn_blocking(run).await {
         Ok(Ok(v)) => ([(header::CONTENT_TYPE, "application/json")], v).into_response(),
         Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::new(
@@ -610,15 +643,18 @@ async fn ingest(
         let (_, extra) = ask_of_query(q.as_deref(), &["name", "format", "date"])?;
         let digest = digest_of_body(&body?, &extra)?;
         // Never waits: a busy library is a 409, and the client decides when to try again.
-        let report = crate::pipeline::ingest(
-            &s.root,
-            std::slice::from_ref(&digest),
-            false,
-            None,
-            None,
-            |model| s.load_embedder(model),
-            &crate::progress::NoProgress,
-        )?;
+        // On the encoder's threads, whose lower priority keeps lookups fast meanwhile.
+        let report = s.in_background(|| {
+            crate::pipeline::ingest(
+                &s.root,
+                std::slice::from_ref(&digest),
+                false,
+                None,
+                None,
+                |model| s.load_embedder(model),
+                &crate::progress::NoProgress,
+            )
+        })?;
         to_value(report)
     })
     .await

@@ -44,6 +44,8 @@ pub struct Shared {
     load_embedder: LoadEmbedder,
     /// Embeds dense queries' texts, several in one pass.
     queries: QueryBatcher,
+    /// Decompressed records each open generation keeps, in bytes (`--record-cache`).
+    record_cache: usize,
     pub rules: Rules,
 }
 
@@ -72,7 +74,8 @@ impl Shared {
                     .into(),
             });
         }
-        let opened = open_ready(&root)?;
+        let record_cache = config.record_cache_mib << 20;
+        let opened = open_ready(&root, record_cache)?;
         Ok(Shared {
             root,
             current: ArcSwap::from_pointee(opened),
@@ -80,6 +83,7 @@ impl Shared {
             embedder: Mutex::new(None),
             load_embedder: config.load_embedder.clone(),
             queries: QueryBatcher::start(config.query_batch)?,
+            record_cache,
             rules: Rules {
                 token: None,
                 port: 0,
@@ -115,7 +119,7 @@ impl Shared {
         if stamp(&self.root)? == current.stamp {
             return Ok(current);
         }
-        let opened = Arc::new(open_ready(&self.root)?);
+        let opened = Arc::new(open_ready(&self.root, self.record_cache)?);
         self.current.store(opened.clone());
         Ok(opened)
     }
@@ -143,6 +147,11 @@ impl Shared {
         self.queries.embed(embedder, text)
     }
 
+    /// Runs `work` (an ingest) on the encoder's threads, below the lookups' priority.
+    pub fn in_background<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        self.queries.background(work)
+    }
+
     /// A fresh encoder for an ingest (the pipeline takes one by value).
     pub fn load_embedder(&self, model: Option<&str>) -> Result<Embedder> {
         let model = model.unwrap_or(crate::encode::model::DEFAULT_MODEL);
@@ -150,22 +159,16 @@ impl Shared {
     }
 }
 
-/// Decompressed records the server keeps (bytes): every answer lists papers, whose records
-/// lie in 64 KiB zstd frames, and decompressing them was a fifth of a `similar`'s time at
-/// 100,000 papers. 64 MiB holds a library of about 40,000 papers whole (1.6 KB a record) and
-/// a larger one's most read frames; it is held once per generation served.
-pub const RECORD_CACHE_BYTES: usize = 64 << 20;
-
 /// Opens the library in `root` for reading and loads what a later cleanup could take away
 /// before it is first used: the lexical index, and the stored graph.
-fn open_ready(root: &std::path::Path) -> Result<Opened> {
+fn open_ready(root: &std::path::Path, record_cache: usize) -> Result<Opened> {
     let mut last = None;
     // A commit between reading the stamp and opening: open again (the library's own open
     // retries a file removed under it; this covers the stamp).
     for _ in 0..3 {
         let before = stamp(root)?;
         let lib = Library::open_for_reading(root)?;
-        lib.set_record_cache(RECORD_CACHE_BYTES);
+        lib.set_record_cache(record_cache);
         let ready = lib.lexical().map(|_| ()).and_then(|()| {
             if lib.stores_graph() {
                 lib.hold_graph()
