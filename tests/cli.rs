@@ -424,3 +424,28 @@ fn info_reads_the_manifest_only() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("manifest.json"), "{}", stderr(&o));
 }
+
+#[test]
+fn one_paper_is_counted_in_the_singular() {
+    let tmp = tempfile::tempdir().unwrap();
+    let digest = tmp.path().join("one.jsonl");
+    let first = std::fs::read_to_string(common::fixture("digests/arxiv-cs-30.jsonl")).unwrap();
+    std::fs::write(&digest, first.lines().next().unwrap()).unwrap();
+    let lib = tmp.path().join("lib");
+    let o = bin()
+        .arg("--library")
+        .arg(&lib)
+        .args(["ingest", "--quiet"])
+        .arg(&digest)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("read 1 paper from 1 digest(s): 1 added")
+            && out.contains("library now holds 1 paper\n"),
+        "{out}"
+    );
+    let err = stderr(&run_in(&lib, &["similar", "no such paper at all"]));
+    assert!(err.contains("in the library (1 paper)."), "{err}");
+}

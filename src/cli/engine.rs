@@ -118,13 +118,13 @@ pub fn export(g: &Global, args: &EngineArgs, to: &Path, format: InfoFormat) -> R
         }
         InfoFormat::Table => writeln!(
             out,
-            "exported {} papers to Qdrant collection `{}` ({} written, {} already there); library {} now holds {} papers",
-            report.papers,
+            "exported {} to Qdrant collection `{}` ({} written, {} already there); library {} now holds {}",
+            super::output::papers(report.papers),
             engine.collection,
             report.written,
             report.papers - report.written,
             to.display(),
-            report.collection_papers
+            super::output::papers(report.collection_papers)
         )?,
     }
     Ok(())

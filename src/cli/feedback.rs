@@ -304,7 +304,7 @@ pub fn show(g: &Global, tag: Option<&str>, format: InfoFormat) -> Result<()> {
             say(&line(&m.at, &m.id, &m.title))?;
         }
     }
-    say(&format!("seen: {} papers", fb.seen_count()))?;
+    say(&format!("seen: {}", super::output::papers(fb.seen_count())))?;
     Ok(())
 }
 

@@ -152,7 +152,10 @@ pub fn fetch(g: &Global, source: &Source) -> Result<()> {
             for day in days {
                 let mut one = hf::fetch(&mut client, endpoint, &[day])?;
                 let got = one.first().map_or(0, |f| f.papers.len());
-                note(g, &format!("papersim: {got} papers listed for {day}"));
+                note(
+                    g,
+                    &format!("papersim: {} listed for {day}", super::output::papers(got)),
+                );
                 fetched.append(&mut one);
             }
             summary.requests = client.requests;
@@ -179,7 +182,11 @@ pub fn fetch(g: &Global, source: &Source) -> Result<()> {
                 arxiv::fetch(&mut client, endpoint, &query, 0, |page, _| {
                     note(
                         g,
-                        &format!("papersim: {} papers from {}", page.papers.len(), page.url),
+                        &format!(
+                            "papersim: {} from {}",
+                            super::output::papers(page.papers.len()),
+                            page.url
+                        ),
                     );
                     fetched.push(page);
                     Ok(())
@@ -225,7 +232,11 @@ fn arxiv_into_library(
     arxiv::fetch(client, endpoint, query, start, |page, cursor| {
         note(
             g,
-            &format!("papersim: {} papers from {}", page.papers.len(), page.url),
+            &format!(
+                "papersim: {} from {}",
+                super::output::papers(page.papers.len()),
+                page.url
+            ),
         );
         summary.fetched += page.papers.len();
         if !page.papers.is_empty() {
@@ -408,8 +419,8 @@ fn print(format: InfoFormat, s: &Summary) -> Result<()> {
         InfoFormat::Table => {
             write!(
                 out,
-                "fetched {} papers from {} ({} request(s))",
-                s.fetched,
+                "fetched {} from {} ({} request(s))",
+                super::output::papers(s.fetched),
                 if s.source == "hf" {
                     "Hugging Face daily papers"
                 } else {
@@ -442,8 +453,11 @@ fn print(format: InfoFormat, s: &Summary) -> Result<()> {
                 _ => match s.papers_total {
                     Some(total) => writeln!(
                         out,
-                        ": {} added, {} already present, {} took their arXiv id; library now holds {total} papers",
-                        s.added, s.already_present, s.upgraded
+                        ": {} added, {} already present, {} took their arXiv id; library now holds {}",
+                        s.added,
+                        s.already_present,
+                        s.upgraded,
+                        super::output::papers(total)
                     )?,
                     None => writeln!(out, ": nothing to add; the library is unchanged")?,
                 },

@@ -12,11 +12,16 @@ pub fn rebuild(g: &Global, change: IndexChange, reembed: bool, wait: bool) -> Re
     let (papers, params, stored) =
         pipeline::rebuild_index(&library_dir(g), wait, change, load, &bar)?;
     println!(
-        "rebuilt the index of {papers} papers (HNSW m={}, ef_construction={}, ef_search={}; graph {})",
+        "rebuilt the index of {} (HNSW m={}, ef_construction={}, ef_search={}; graph {})",
+        super::output::papers(papers),
         params.m,
         params.ef_construction,
         params.ef_search,
-        if stored { "stored" } else { "built in memory when a process needs it" }
+        if stored {
+            "stored"
+        } else {
+            "built in memory when a process needs it"
+        }
     );
     if let Some(dtype) = change.vector_dtype {
         println!("vectors stored as {dtype}");

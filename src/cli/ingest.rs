@@ -55,13 +55,13 @@ pub fn ingest(
         InfoFormat::Table => {
             writeln!(
                 out,
-                "read {} papers from {} digest(s): {} added, {} already present, {} skipped; library now holds {} papers",
-                report.read,
+                "read {} from {} digest(s): {} added, {} already present, {} skipped; library now holds {}",
+                super::output::papers(report.read),
                 report.digests.len(),
                 report.added,
                 report.already_present,
                 report.skipped.len(),
-                report.papers_total
+                super::output::papers(report.papers_total)
             )?;
             for s in &report.skipped {
                 writeln!(out, "  skipped: {}", printable_lines(s))?;

@@ -14,6 +14,15 @@ pub enum Format {
     Markdown,
 }
 
+/// `n` papers in words: "1 paper", "3 papers".
+pub fn papers(n: usize) -> String {
+    if n == 1 {
+        "1 paper".to_string()
+    } else {
+        format!("{n} papers")
+    }
+}
+
 /// `text` from a digest, a library or a file name, made safe to show on a terminal: every
 /// control character (C0, tab and newline included, DEL, C1), the bidirectional controls
 /// that reorder what follows them, and the line and paragraph separators are shown as

@@ -89,7 +89,10 @@ pub fn triage(
     if hidden > 0 {
         note(
             g,
-            &format!("papersim: {hidden} of {} papers already seen, not shown (--include-seen shows them)", all.len()),
+            &format!(
+                "papersim: {hidden} of {} already seen, not shown (--include-seen shows them)",
+                super::output::papers(all.len())
+            ),
         );
     }
     // An ingest afterwards reuses the vectors of every paper of the digest, shown or not.
@@ -194,8 +197,10 @@ pub fn triage(
         note(
             g,
             &format!(
-                "ingested: {} added, {} already present; library now holds {} papers",
-                report.added, report.already_present, report.papers_total
+                "ingested: {} added, {} already present; library now holds {}",
+                report.added,
+                report.already_present,
+                super::output::papers(report.papers_total)
             ),
         );
         for n in &report.identity {

@@ -49,8 +49,9 @@ impl Library {
             0 => {
                 let suggestions = self.closest_titles(reference, 3)?;
                 Err(Error::PaperLookup(format!(
-                    "no paper matches `{reference}` in the library ({} papers).{}",
+                    "no paper matches `{reference}` in the library ({} paper{}).{}",
                     self.len(),
+                    if self.len() == 1 { "" } else { "s" },
                     if suggestions.is_empty() {
                         String::new()
                     } else {
