@@ -375,19 +375,6 @@ fn item2_a_cut_off_digest_is_corrected_by_the_full_one() {
     ingest(&reference, &[&full_digest]);
     let after = json(&lib, &["similar", &last.title, "-k", "10"]);
     let expected = json(&reference, &["similar", &last.title, "-k", "10"]);
-    let ranking = |v: &Value| -> Vec<(String, f64)> {
-        v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["id"].as_str().unwrap().into(),
-                    r["score"].as_f64().unwrap(),
-                )
-            })
-            .collect()
-    };
     let close = |a: &[(String, f64)], b: &[(String, f64)]| {
         a.len() == b.len()
             && a.iter()
@@ -395,11 +382,11 @@ fn item2_a_cut_off_digest_is_corrected_by_the_full_one() {
                 .all(|(x, y)| x.0 == y.0 && (x.1 - y.1).abs() < 1e-4)
     };
     assert!(
-        close(&ranking(&after), &ranking(&expected)),
+        close(&common::ranked(&after), &common::ranked(&expected)),
         "after: {after:#}\nexpected: {expected:#}"
     );
     assert!(
-        !close(&ranking(&before), &ranking(&expected)),
+        !close(&common::ranked(&before), &common::ranked(&expected)),
         "the cut abstract ranked as the full one: the test shows nothing"
     );
 
