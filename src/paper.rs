@@ -6,6 +6,15 @@ use sha2::{Digest as _, Sha256};
 
 use crate::checksum::hex;
 
+/// `n` papers in words, for messages: "1 paper", "3 papers".
+pub fn papers(n: usize) -> String {
+    if n == 1 {
+        "1 paper".to_string()
+    } else {
+        format!("{n} papers")
+    }
+}
+
 /// One paper as read from a digest, before it enters the library.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DigestPaper {

@@ -6,21 +6,14 @@ use std::io::{IsTerminal, Write};
 
 // The JSON documents are the library's (`papersim::report`), shared with `papersim serve`.
 pub use papersim::report::{library_rows, ExplainTarget, Report};
+// Counts in messages ("1 paper"), also the library's own errors'.
+pub use papersim::paper::papers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
     Json,
     Markdown,
-}
-
-/// `n` papers in words: "1 paper", "3 papers".
-pub fn papers(n: usize) -> String {
-    if n == 1 {
-        "1 paper".to_string()
-    } else {
-        format!("{n} papers")
-    }
 }
 
 /// `text` from a digest, a library or a file name, made safe to show on a terminal: every

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use super::Library;
-use crate::paper::{normalize_title, strip_arxiv_version};
+use crate::paper::{normalize_title, papers, strip_arxiv_version};
 use crate::{Error, Result};
 
 impl Library {
@@ -49,9 +49,8 @@ impl Library {
             0 => {
                 let suggestions = self.closest_titles(reference, 3)?;
                 Err(Error::PaperLookup(format!(
-                    "no paper matches `{reference}` in the library ({} paper{}).{}",
-                    self.len(),
-                    if self.len() == 1 { "" } else { "s" },
+                    "no paper matches `{reference}` in the library ({}).{}",
+                    papers(self.len()),
                     if suggestions.is_empty() {
                         String::new()
                     } else {
