@@ -7,7 +7,7 @@
 //! opened whole, as [`Library::open`] does, until its next full commit or `index rebuild`.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -36,8 +36,8 @@ pub(crate) struct LazyRecords {
     tail_titles: HashMap<String, Vec<usize>>,
     /// Every record, parsed on first need (a title fragment to search, a full listing).
     all: OnceLock<Vec<Paper>>,
-    /// The frames of a compressed papers file read last, the most recently used first, and
-    /// the most decompressed bytes they may hold.
+    /// The frames of a compressed papers file read last, within the most decompressed bytes
+    /// they may hold.
     frames: Mutex<FrameCache>,
 }
 
@@ -45,35 +45,57 @@ pub(crate) struct LazyRecords {
 /// candidates, often several from one frame (64 KiB each, so this is 8 frames).
 const DEFAULT_RECORD_CACHE: usize = 8 * super::blocks::FRAME_BYTES;
 
-/// Decompressed frames, the most recently used first, within a budget of bytes.
+/// Decompressed frames within a budget of bytes, the least recently used dropped first. A
+/// server's budget holds thousands of frames and every record read looks one up, so both a
+/// lookup and a drop cost a map access, not a pass over the frames.
 struct FrameCache {
-    frames: VecDeque<(usize, Arc<Vec<u8>>)>,
+    /// Frame index → (its last use, its bytes).
+    frames: HashMap<usize, (u64, Arc<Vec<u8>>)>,
+    /// Last use → frame index, the oldest first.
+    by_use: BTreeMap<u64, usize>,
+    uses: u64,
     bytes: usize,
     budget: usize,
 }
 
 impl FrameCache {
+    fn new(budget: usize) -> FrameCache {
+        FrameCache {
+            frames: HashMap::new(),
+            by_use: BTreeMap::new(),
+            uses: 0,
+            bytes: 0,
+            budget,
+        }
+    }
+
     fn get(&mut self, index: usize) -> Option<Arc<Vec<u8>>> {
-        let at = self.frames.iter().position(|(i, _)| *i == index)?;
-        let hit = self.frames.remove(at)?;
-        let data = hit.1.clone();
-        self.frames.push_front(hit);
-        Some(data)
+        let (used, data) = self.frames.get_mut(&index)?;
+        self.by_use.remove(used);
+        self.uses += 1;
+        *used = self.uses;
+        self.by_use.insert(self.uses, index);
+        Some(data.clone())
     }
 
     fn put(&mut self, index: usize, data: Arc<Vec<u8>>) {
-        if self.frames.iter().any(|(i, _)| *i == index) {
+        if self.frames.contains_key(&index) {
             return;
         }
+        self.uses += 1;
         self.bytes += data.len();
-        self.frames.push_front((index, data));
+        self.frames.insert(index, (self.uses, data));
+        self.by_use.insert(self.uses, index);
         self.shrink();
     }
 
     /// Drops the least recently used frames past the budget (always keeping the newest).
     fn shrink(&mut self) {
         while self.bytes > self.budget && self.frames.len() > 1 {
-            if let Some((_, old)) = self.frames.pop_back() {
+            let Some((_, index)) = self.by_use.pop_first() else {
+                break;
+            };
+            if let Some((_, old)) = self.frames.remove(&index) {
                 self.bytes -= old.len();
             }
         }
@@ -105,11 +127,7 @@ impl LazyRecords {
             tail_ids: HashMap::new(),
             tail_titles: HashMap::new(),
             all: OnceLock::new(),
-            frames: Mutex::new(FrameCache {
-                frames: VecDeque::new(),
-                bytes: 0,
-                budget: DEFAULT_RECORD_CACHE,
-            }),
+            frames: Mutex::new(FrameCache::new(DEFAULT_RECORD_CACHE)),
         })
     }
 
@@ -325,5 +343,42 @@ impl Library {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(bytes: usize) -> Arc<Vec<u8>> {
+        Arc::new(vec![0; bytes])
+    }
+
+    #[test]
+    fn frame_cache_drops_the_least_recently_used_past_its_budget() {
+        let mut cache = FrameCache::new(30);
+        for index in 0..3 {
+            cache.put(index, frame(10));
+        }
+        // A read makes frame 0 the most recent, so frame 1 is the first to go.
+        assert!(cache.get(0).is_some());
+        cache.put(3, frame(10));
+        assert!(cache.get(1).is_none());
+        assert!(cache.get(0).is_some() && cache.get(2).is_some() && cache.get(3).is_some());
+        assert_eq!(cache.bytes, 30);
+        // A frame already kept is not counted twice.
+        cache.put(3, frame(10));
+        assert_eq!(cache.bytes, 30);
+        // A frame larger than the whole budget is still kept, alone, as the newest.
+        cache.put(9, frame(100));
+        assert_eq!((cache.frames.len(), cache.bytes), (1, 100));
+        assert!(cache.get(9).is_some());
+        // A smaller budget drops the oldest at once; 0 keeps only the newest.
+        cache.put(10, frame(10));
+        cache.budget = 0;
+        cache.shrink();
+        assert_eq!((cache.frames.len(), cache.bytes), (1, 10));
+        assert!(cache.get(10).is_some());
+        assert_eq!(cache.by_use.len(), cache.frames.len());
     }
 }
